@@ -1,0 +1,59 @@
+"""Shared test fixtures: where the golden reference data lives, and synthetic weights."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+GOLDEN = REFERENCE / "golden"
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+torch.set_num_threads(2)
+
+
+def _synthetic_weights_module():
+    if str(REFERENCE) not in sys.path:
+        sys.path.insert(0, str(REFERENCE))
+    import synthetic_weights
+    return synthetic_weights
+
+
+def load_shapes(name):
+    """Shapes json from ../shared/reference (e.g. 'stcn', 'rde', 'swem')."""
+    with open(REFERENCE / f"{name}_state_dict_shapes.json") as f:
+        return json.load(f)
+
+
+def synthetic_state_dict(name="stcn", seed=0, overrides=None, extra_gains=None):
+    """Deterministic released-format weights, exactly as the golden files were made."""
+    sw = _synthetic_weights_module()
+    shapes = load_shapes(name)
+    if overrides:
+        shapes = {**shapes, **overrides}
+    saved = dict(sw.GAINS)
+    try:
+        if extra_gains:
+            sw.GAINS.update(extra_gains)
+        return sw.make_state_dict(shapes, seed)
+    finally:
+        sw.GAINS.clear()
+        sw.GAINS.update(saved)
+
+
+def load_golden(name):
+    path = GOLDEN / f"{name}.npz"
+    if not path.exists():
+        pytest.skip(f"golden file {path} not found (tests read ../shared/reference in place)")
+    return dict(np.load(path))
+
+
+@pytest.fixture(scope="session")
+def stcn_seed0_state_dict():
+    return synthetic_state_dict("stcn", seed=0)
