@@ -78,9 +78,11 @@ class SyntheticVideo:
         for obj in self._objects:  # back to front: later objects occlude earlier ones
             if t < obj.first_frame:
                 continue
-            inside, texture = obj.render(self._xs, self._ys, t)
-            rgb[inside] = texture[inside]
-            labels[inside] = obj.label
+            box, inside, texture = obj.render(self._xs, self._ys, t)
+            if box is None:
+                continue
+            rgb[box][inside] = texture[inside]
+            labels[box][inside] = obj.label
         if self.noise:
             grain = np.random.default_rng([self.seed, 1, t]).integers(
                 -self.noise, self.noise + 1, size=rgb.shape, dtype=np.int16)
@@ -90,6 +92,16 @@ class SyntheticVideo:
     def labels(self, t):
         """Label map of frame ``t`` (same as ``frame(t)[1]``)."""
         return self.frame(t)[1]
+
+    def amodal_mask(self, label, t):
+        """Boolean HxW mask of object ``label`` at frame ``t`` including its occluded parts
+        (empty before the object's first frame or when it is outside the frame)."""
+        for obj in self._objects:
+            if obj.label == label:
+                if t < obj.first_frame:
+                    return np.zeros((self.height, self.width), bool)
+                return obj.mask(self._xs, self._ys, t)
+        raise KeyError(f"no object with label {label}; labels are {self.object_ids}")
 
     # ------------------------------------------------------------------ placement
     def _place_objects(self, rng):
@@ -111,10 +123,10 @@ class SyntheticVideo:
         """Each object, minus the objects drawn in front of it, covers enough pixels at its first frame."""
         for depth, obj in enumerate(objects):
             t = obj.first_frame
-            visible, _ = obj.render(self._xs, self._ys, t, texture=False)
+            visible = obj.mask(self._xs, self._ys, t)
             for front in objects[depth + 1:]:
                 if t >= front.first_frame:
-                    visible &= ~front.render(self._xs, self._ys, t, texture=False)[0]
+                    visible &= ~front.mask(self._xs, self._ys, t)
             if visible.sum() < self._min_visible:
                 return False
         return True
@@ -157,12 +169,31 @@ class _Object:
         y = _bounce(sy, 0.6 * r, self.height - 0.6 * r)
         return x, y
 
+    def mask(self, xs, ys, t):
+        """Full-frame boolean mask of the object at frame t (ignoring occlusion)."""
+        out = np.zeros(xs.shape, bool)
+        box, inside, _ = self.render(xs, ys, t, texture=False)
+        if box is not None:
+            out[box] = inside
+        return out
+
     def render(self, xs, ys, t, texture=True):
+        """(box, inside, texture) on the crop ``box`` of the frame that can hold the object.
+
+        ``box`` is a pair of slices (None when the object is entirely outside the frame); ``inside`` is
+        the boolean shape mask on that crop and ``texture`` its float32 RGB texture (None if not asked).
+        """
         cx, cy = self.centre(t)
         scale = 1.0 + 0.12 * math.sin(self.breathe[0] * t + self.breathe[1])
+        reach = 1.25 * self.radius * scale * max(1.0, self.aspect)  # bounds every shape's extent
+        y0, y1 = max(0, math.floor(cy - reach)), min(self.height, math.ceil(cy + reach) + 1)
+        x0, x1 = max(0, math.floor(cx - reach)), min(self.width, math.ceil(cx + reach) + 1)
+        if y0 >= y1 or x0 >= x1:
+            return None, None, None
+        box = (slice(y0, y1), slice(x0, x1))
         angle = self.angle0 + self.spin * t
         c, s = math.cos(angle), math.sin(angle)
-        dx, dy = xs - cx, ys - cy
+        dx, dy = xs[box] - cx, ys[box] - cy
         u = (c * dx + s * dy) / (self.radius * scale)
         v = (-s * dx + c * dy) / (self.radius * scale * self.aspect)
         if self.shape == "ellipse":
@@ -172,11 +203,11 @@ class _Object:
         else:  # triangle: apex up in local coordinates
             inside = (v <= 0.7) & (v >= 2.0 * u - 1.0) & (v >= -2.0 * u - 1.0)
         if not texture:
-            return inside, None
+            return box, inside, None
         fu, fv, phase = self.stripes
         mix = 0.5 + 0.5 * np.sin(fu * u + fv * v + phase)
         tex = self.colours[0] + (self.colours[1] - self.colours[0]) * mix[..., None]
-        return inside, tex.astype(np.float32)
+        return box, inside, tex.astype(np.float32)
 
 
 def _random_object(rng, label, first_frame, height, width, crosses_edge):
