@@ -1,0 +1,84 @@
+"""Notebook/script entry point: ``segment_video`` streams per-frame probabilities of a video."""
+import numpy as np
+import torch
+
+from .core import InferenceCore
+
+
+def _as_given_masks(masks):
+    if isinstance(masks, dict):
+        given = {}
+        for t, m in masks.items():
+            if not isinstance(t, (int, np.integer)) or t < 0:
+                raise ValueError(f"mask dict keys must be frame indices >= 0, got {t!r}")
+            given[int(t)] = np.asarray(m)
+        return given
+    return {0: np.asarray(masks)}
+
+
+def object_ids(masks):
+    """Sorted label ids of every object in ``masks`` (a label map or {frame: label map})."""
+    ids = set()
+    for t, m in _as_given_masks(masks).items():
+        if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
+            raise ValueError(f"the mask of frame {t} must be an H x W integer label map, got "
+                             f"{m.shape} {m.dtype}")
+        ids.update(int(i) for i in np.unique(m) if i != 0)
+    return sorted(ids)
+
+
+def _with_last_flag(frames):
+    """(t, frame, is_last) with one frame of look-ahead, so the video's end is known in time."""
+    iterator = iter(frames)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    t = 0
+    for upcoming in iterator:
+        yield t, current, False
+        current, t = upcoming, t + 1
+    yield t, current, True
+
+
+def segment_video(network, frames, masks, memory="every5", required_frames=None, device=None,
+                  amp=False, **options):
+    """Segment a video; yields one float32 (K+1) x H x W probability array per frame.
+
+    frames: any iterable of H x W x 3 uint8 RGB arrays (read lazily, one at a time).
+    masks: the H x W integer label map of frame 0 (DAVIS protocol), or {frame index: label map}
+        holding each object in the frame where it is first given (YouTubeVOS protocol).
+    memory: the memory policy (``inference.MEMORY_POLICIES``); options go to it (every5: top_k=20,
+        mem_every=5, include_last=False, max_frames=None).
+    required_frames: optional set of frame indices whose output is needed; other frames are skipped
+        when the memory does not need them either, and yield None.
+    Channels: background, then every object of the video in increasing label order; an object not
+    yet given has probability 0, and frames before the first given frame are all background.
+    """
+    given = _as_given_masks(masks)
+    ids = object_ids(given)
+    channel_of = {obj: i + 1 for i, obj in enumerate(ids)}
+    core = InferenceCore(network, memory=memory, device=device, amp=amp, **options)
+    seen = -1
+    for t, frame, is_last in _with_last_flag(frames):
+        seen = t
+        need = required_frames is None or t in required_frames
+        with torch.inference_mode():
+            probs = core.step(t, frame, mask=given.get(t), is_last=is_last, need_output=need)
+            if probs is not None:
+                probs = probs.cpu().numpy()
+        if probs is None and core.object_ids:
+            yield None
+            continue
+        height, width = np.asarray(frame).shape[:2]
+        out = np.zeros((len(ids) + 1, height, width), dtype=np.float32)
+        if probs is None:
+            out[0] = 1.0
+        else:
+            out[0] = probs[0]
+            for i, obj in enumerate(core.object_ids):
+                out[channel_of[obj]] = probs[i + 1]
+        yield out
+    late = sorted(t for t in given if t > seen)
+    if late:
+        raise ValueError(f"masks were given for frame(s) {late}, but the video has only {seen + 1} frames")

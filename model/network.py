@@ -1,0 +1,105 @@
+"""STCN as stage functions: encode_key, encode_value, decode. No memory policy lives here.
+
+The same modules serve training (``model.training.train_forward``: full softmax over memory, with
+gradients) and inference (``inference``: top-k read-out under ``torch.inference_mode``).
+"""
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from .encoders import KeyEncoder, ValueEncoder
+from .modules import Decoder, KeyProjection
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class KeyFeatures(NamedTuple):
+    """Key-encoder outputs of a frame: everything a query or a later memory write needs."""
+    key: torch.Tensor       # B, Ck, h, w   (stride 16)
+    f16_thin: torch.Tensor  # B, 512, h, w  (decoder input beside the read-out)
+    f16: torch.Tensor       # B, 1024, h, w (value-encoder fusion input)
+    f8: torch.Tensor        # B, 512, 2h, 2w
+    f4: torch.Tensor        # B, 256, 4h, 4w
+
+
+def normalize_image(image):
+    """RGB in [0, 1], (..., 3, H, W) -> ImageNet-normalised."""
+    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
+    return (image - mean) / std
+
+
+def others_channel(object_probs):
+    """For every object, the sum of the other objects' probabilities (zeros when K = 1). dim 1 = K."""
+    if object_probs.shape[1] == 1:
+        return torch.zeros_like(object_probs)
+    return object_probs.sum(dim=1, keepdim=True) - object_probs
+
+
+class STCN(nn.Module):
+    """Space-Time Correspondence Network (Cheng et al., NeurIPS 2021)."""
+
+    key_channels = 64
+    value_channels = 512
+
+    def __init__(self, single_object=False, pretrained=False):
+        super().__init__()
+        self.single_object = single_object
+        self.key_encoder = KeyEncoder(pretrained=pretrained)
+        self.value_encoder = ValueEncoder(single_object=single_object, pretrained=pretrained)
+        self.key_proj = KeyProjection(1024, self.key_channels)
+        self.key_comp = nn.Conv2d(1024, 512, 3, padding=1)
+        self.decoder = Decoder(in_channels=1024)
+        nn.init.orthogonal_(self.key_proj.key_proj.weight)
+        nn.init.zeros_(self.key_proj.key_proj.bias)
+
+    def encode_key(self, image):
+        """Normalised image (B, 3, H, W), H and W multiples of 16 -> KeyFeatures."""
+        f16, f8, f4 = self.key_encoder(image)
+        return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
+
+    def encode_value(self, image, f16, object_probs):
+        """Memory value of every object of a frame.
+
+        image (B, 3, H, W) normalised; f16 (B, 1024, h, w) of the same frame; object_probs
+        (B, K, H, W) soft masks (never an argmax). Returns (B, K, 512, h, w).
+        """
+        b, k = object_probs.shape[:2]
+        masks = object_probs.reshape(b * k, 1, *object_probs.shape[2:])
+        others = None
+        if not self.single_object:
+            others = others_channel(object_probs).reshape(b * k, 1, *object_probs.shape[2:])
+        images = image.repeat_interleave(k, dim=0)
+        f16 = f16.repeat_interleave(k, dim=0)
+        value = self.value_encoder(images, f16, masks, others)
+        return value.view(b, k, *value.shape[1:])
+
+    def decode(self, readout, query):
+        """Read-out (B, K, 512, h, w) + the query's KeyFeatures -> per-object logits (B, K, H, W)."""
+        b, k = readout.shape[:2]
+
+        def per_object(x):
+            return x.repeat_interleave(k, dim=0)
+
+        x = torch.cat([readout.flatten(0, 1), per_object(query.f16_thin)], dim=1)
+        logits = self.decoder(x, per_object(query.f8), per_object(query.f4))
+        return logits.view(b, k, *logits.shape[2:])
+
+
+def build_network(single_object=False, pretrained=False):
+    """A randomly initialised (or ImageNet-initialised, ``pretrained=True``) STCN network.
+
+    State-dict names and shapes are those of the released checkpoints.
+    """
+    return STCN(single_object=single_object, pretrained=pretrained)
+
+
+def set_train_mode(network):
+    """Train mode with every BatchNorm kept in eval mode (running statistics), as STCN trains."""
+    network.train()
+    for module in network.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return network
