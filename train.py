@@ -1,0 +1,23 @@
+#!/usr/bin/env python
+"""Train STCN (and relatives) stage by stage.
+
+    torchrun --nproc_per_node=2 train.py --stage 0 --id s0 --static_root ../static
+    torchrun --nproc_per_node=2 train.py --stage 3 --id s03 --load_network saves/s0/s0_300000.pth \\
+        --davis_root ../DAVIS/2017 --yv_root ../YouTube
+
+--batch_size is per process. Run `python train.py --help` for every flag and its paper value.
+"""
+import sys
+
+from util.train_config import build_parser, resolve_config
+from util.trainer import Trainer
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = resolve_config(args)
+    Trainer(config).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

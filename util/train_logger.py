@@ -1,0 +1,119 @@
+"""Training logs: a progress bar and TensorBoard scalars/images on the main process.
+
+Scalars are averaged over the logging interval and over all processes (the reduction is a
+collective, so every process calls ``log_scalars`` at the same iterations); images come from the
+main process's batch.
+"""
+import json
+import time
+
+import numpy as np
+import torch
+
+from util.train_distributed import all_reduce_mean
+
+__all__ = ["TrainLogger", "ScalarAverager", "clip_grid"]
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+class ScalarAverager:
+    """Running sums of named scalars over one logging interval."""
+
+    def __init__(self):
+        self.sums, self.count = {}, 0
+
+    def add(self, values):
+        for name, value in values.items():   # tensors stay on their device: no sync per iteration
+            value = value.detach().float() if torch.is_tensor(value) else float(value)
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+
+    def means(self):
+        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+
+    def reset(self):
+        self.sums, self.count = {}, 0
+
+
+def _palette_colours(labels):
+    from util.palette import davis_palette
+    colours = torch.from_numpy(davis_palette().astype(np.float32) / 255.0)
+    return colours[labels.long().clamp(0, 255)].permute(2, 0, 1)
+
+
+def clip_grid(rgb, labels, probs):
+    """3 rows x T columns for one clip: frames, ground truth, prediction (frame 0 shows its GT).
+
+    rgb: T x 3 x H x W (normalised), labels: T x H x W, probs: list of (1+K) x H x W for frames 1..T-1.
+    """
+    from torchvision.utils import make_grid
+    rgb = rgb.detach().float().cpu()
+    labels = labels.detach().cpu()
+    frames = (rgb * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)
+    truth = [_palette_colours(labels[t]) for t in range(len(labels))]
+    predicted = [truth[0]] + [_palette_colours(p.detach().float().cpu().argmax(0)) for p in probs]
+    tiles = list(frames) + truth + predicted
+    return make_grid(torch.stack(tiles), nrow=len(labels), padding=2)
+
+
+class TrainLogger:
+    """Progress bar + TensorBoard writer (main process only) + interval averages of scalars."""
+
+    def __init__(self, run_dir, context, start_iteration, iterations, enabled_bar=True):
+        self.context = context
+        self.averager = ScalarAverager()
+        self.writer = None
+        self.bar = None
+        self._last_time = time.perf_counter()
+        self._last_iteration = start_iteration
+        if context.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            from tqdm import tqdm
+            self.writer = SummaryWriter(log_dir=str(run_dir))
+            self.bar = tqdm(total=iterations, initial=start_iteration, disable=not enabled_bar,
+                            dynamic_ncols=True, desc="train")
+
+    def step(self, values):
+        self.averager.add(values)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def log_scalars(self, iteration, lr):
+        """Average the interval over all processes, write it, and show it on the bar."""
+        means = self.averager.means()
+        names = sorted(means)
+        reduced = all_reduce_mean(torch.tensor([means[n] for n in names], dtype=torch.float64), self.context)
+        means = dict(zip(names, reduced.tolist()))
+        now = time.perf_counter()
+        its = (iteration - self._last_iteration) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_iteration = now, iteration
+        self.averager.reset()
+        if self.writer is not None:
+            for name, value in means.items():
+                self.writer.add_scalar(f"train/{name}", value, iteration)
+            self.writer.add_scalar("train/lr", lr, iteration)
+            self.writer.add_scalar("train/iterations_per_second", its, iteration)
+            self.bar.set_postfix(loss=f"{means.get('total_loss', float('nan')):.4f}",
+                                 iou=f"{means.get('iou', float('nan')):.3f}", lr=f"{lr:.1e}")
+        return means
+
+    def log_images(self, iteration, batch, outputs):
+        if self.writer is None:
+            return
+        grid = clip_grid(batch["rgb"][0], batch["labels"][0], [p[0] for p in outputs["probs"]])
+        self.writer.add_image("train/clip", grid, iteration)
+
+    def log_text(self, tag, text):
+        if self.writer is not None:
+            self.writer.add_text(tag, text)
+
+    def log_config(self, config):
+        self.log_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,205 @@
+"""The shared training loop: datasets, DDP, AMP, lr schedule, logging, checkpoints, resuming.
+
+What differs between model families (clip length, network, forward pass, losses, stage defaults)
+comes from a ``TrainingRecipe``; see ``util/train_recipes.py``.
+"""
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from dataset.curriculum import SkipCurriculum
+from dataset.sampler import TrainingBatchSampler
+from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
+from util.train_checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
+from util.train_config import config_json, config_to_dict
+from util.train_distributed import barrier, init_distributed, shutdown_distributed
+from util.train_logger import TrainLogger
+from util.train_recipes import get_recipe
+
+__all__ = ["Trainer", "build_dataset", "weights_path", "state_path"]
+
+
+def weights_path(cfg, iteration):
+    return Path(cfg.run_dir) / f"{cfg.id}_{iteration}.pth"
+
+
+def state_path(cfg):
+    return Path(cfg.run_dir) / f"{cfg.id}_checkpoint.pth"
+
+
+def build_dataset(cfg):
+    """The stage's training set, from the published folder layouts."""
+    common = dict(size=cfg.size, num_frames=cfg.num_frames, max_objects=cfg.max_objects)
+    if cfg.data == "static":
+        from dataset.static_dataset import StaticImageDataset, static_sets
+        return StaticImageDataset(static_sets(cfg.static_root), **common)
+    from dataset.vos_dataset import bl30k_dataset, main_training_dataset
+    if cfg.data == "bl30k":
+        return bl30k_dataset(cfg.bl_root, **common)
+    if cfg.data == "main":
+        return main_training_dataset(cfg.davis_root, cfg.yv_root, davis_repeat=cfg.davis_repeat, **common)
+    raise ValueError(f"unknown training data {cfg.data!r}")
+
+
+def _to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class Trainer:
+    """Runs one stage. ``dataset`` (optional) replaces the one the config names."""
+
+    def __init__(self, cfg, dataset=None, recipe=None, record_history=False):
+        self.cfg = cfg
+        self.recipe = recipe or get_recipe(cfg.model)
+        self.dataset = dataset
+        self.record_history = record_history
+        self.history = []          # with record_history: total loss of every iteration of this process
+
+    # ----------------------------------------------------------------- set-up
+    def _build_network(self, device):
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)          # identical initialisation on every process
+        try:
+            network = self.recipe.build_network(cfg.single_object, cfg.pretrained)
+        except Exception as error:
+            if cfg.pretrained:
+                raise RuntimeError(f"could not build the network with ImageNet weights ({error}); on an "
+                                   f"offline machine pass --no_pretrained") from error
+            raise
+        if cfg.load_network and not cfg.resume:
+            state_dict = extract_state_dict(read_checkpoint(cfg.load_network), cfg.load_network)
+            state_dict = self.recipe.prepare_state_dict(state_dict, network)
+            check_compatible(network, state_dict, cfg.load_network,
+                             hint="--load_network expects weights of the same model family")
+            network.load_state_dict(state_dict, strict=True)
+        return network.to(device)
+
+    def _optimisation(self, network):
+        cfg = self.cfg
+        optimizer = self.recipe.make_optimizer(network.parameters(), cfg)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.steps), cfg.gamma)
+        return optimizer, scheduler
+
+    def _loader(self, dataset, context, start_iteration, end_iteration):
+        cfg = self.cfg
+        curriculum = SkipCurriculum(**cfg.curriculum) if cfg.curriculum else None
+
+        def skip_at(iteration):
+            return curriculum.max_skip(iteration, cfg.iterations) if curriculum else None
+
+        sampler = TrainingBatchSampler(len(dataset), cfg.batch_size, seed=cfg.seed, rank=context.rank,
+                                       world_size=context.world_size, start_iteration=start_iteration,
+                                       iterations=end_iteration, skip_at=skip_at)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                          pin_memory=context.device.type == "cuda", persistent_workers=False)
+
+    def _announce(self, context, start_iteration):
+        cfg = self.cfg
+        run_dir = Path(cfg.run_dir)
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            text = config_json(cfg)
+            print(f"[train] resolved config (batch_size is per process; {context.world_size} process(es), "
+                  f"{cfg.batch_size * context.world_size} clips per iteration in total):\n{text}", flush=True)
+            (run_dir / "config.json").write_text(text + "\n")
+            if start_iteration:
+                print(f"[train] resuming {cfg.resume} at iteration {start_iteration}", flush=True)
+
+    # ----------------------------------------------------------------- loop
+    def run(self):
+        cfg = self.cfg
+        context = init_distributed(cfg.device)
+        try:
+            return self._run(context)
+        finally:
+            shutdown_distributed()
+
+    def _run(self, context):
+        cfg = self.cfg
+        device = context.device
+        if state_path(cfg).exists() and not cfg.resume:
+            raise FileExistsError(f"run folder {cfg.run_dir} already holds a training state; pass --resume to "
+                                  f"continue it or choose another --id")
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+        amp = cfg.amp and device.type == "cuda"
+
+        network = self._build_network(device)
+        optimizer, scheduler = self._optimisation(network)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        start = 0
+        if cfg.resume:
+            state = load_training_state(cfg.resume)
+            network.load_state_dict(extract_state_dict(state["network"], cfg.resume), strict=True)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            start = int(state["iteration"])
+            if "rng" in state:
+                restore_rng_state(state["rng"])
+            _warn_changed(state.get("config", {}), config_to_dict(cfg))
+        else:
+            torch.manual_seed(cfg.seed + 1000 * context.rank)
+        end = cfg.stop_at if cfg.stop_at is not None else cfg.iterations
+        self._announce(context, start)
+
+        self.recipe.set_train_mode(network)
+        step_module = self.recipe.training_module(network).to(device)
+        if context.distributed:
+            step_module = DistributedDataParallel(
+                step_module, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.recipe.find_unused_parameters)
+        dataset = self.dataset if self.dataset is not None else build_dataset(cfg)
+        loader = self._loader(dataset, context, start, end)
+        logger = TrainLogger(cfg.run_dir, context, start, cfg.iterations, enabled_bar=cfg.progress_bar)
+        if start == 0:
+            logger.log_config(config_to_dict(cfg))
+
+        iteration = start
+        try:
+            for batch in loader:
+                batch = _to_device(batch, device)
+                lr = optimizer.param_groups[0]["lr"]
+                with torch.autocast(device_type=device.type, enabled=amp):
+                    outputs = step_module(batch["rgb"], batch["labels"], batch["selector"])
+                    losses = self.recipe.losses(outputs, batch, iteration)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["total_loss"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                iteration += 1
+                if self.record_history:
+                    self.history.append(float(losses["total_loss"].detach()))
+                logger.step(losses)
+                if iteration % cfg.log_every == 0 or iteration == end:
+                    logger.log_scalars(iteration, lr)
+                if context.is_main and iteration % cfg.log_image_every == 0:
+                    logger.log_images(iteration, batch, outputs)
+                if context.is_main and iteration % cfg.save_every == 0:
+                    save_weights(network, weights_path(cfg, iteration))
+                if context.is_main and iteration % cfg.checkpoint_every == 0 and iteration != end:
+                    save_training_state(state_path(cfg), network, optimizer, scheduler, scaler, iteration,
+                                        config_to_dict(cfg))
+        finally:
+            logger.close()
+        if context.is_main:
+            if iteration == cfg.iterations and iteration % cfg.save_every:
+                save_weights(network, weights_path(cfg, iteration))
+            save_training_state(state_path(cfg), network, optimizer, scheduler, scaler, iteration,
+                                config_to_dict(cfg))
+            done = "finished" if iteration == cfg.iterations else f"stopped at iteration {iteration}"
+            print(f"[train] {done}; training state {state_path(cfg)}", flush=True)
+        barrier(context)
+        return self.history
+
+
+def _warn_changed(saved, current):
+    keys = ("model", "stage", "iterations", "batch_size", "steps", "lr", "seed", "size")
+    changed = {k: (saved.get(k), current.get(k)) for k in keys
+               if k in saved and json.dumps(saved[k]) != json.dumps(current[k])}
+    if changed:
+        print(f"[train] warning: resuming with changed settings {changed} (saved, now)", file=sys.stderr)
