@@ -25,7 +25,12 @@ class LabelImageError(ValueError):
 
 
 def davis_palette():
-    """(256, 3) uint8 DAVIS palette: entry i spreads the bits of i over R, G, B from the top bit down."""
+    """(256, 3) uint8 DAVIS palette (a fresh copy)."""
+    return _DAVIS_PALETTE.copy()
+
+
+def _make_davis_palette():
+    """Entry i spreads the bits of i over R, G, B from the top bit down (the PASCAL VOC colour map)."""
     palette = np.zeros((PALETTE_SIZE, 3), np.uint8)
     for index in range(PALETTE_SIZE):
         code, colour = index, [0, 0, 0]
@@ -35,6 +40,9 @@ def davis_palette():
             code >>= 3
         palette[index] = colour
     return palette
+
+
+_DAVIS_PALETTE = _make_davis_palette()
 
 
 def as_palette_array(palette):

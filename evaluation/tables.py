@@ -1,0 +1,49 @@
+"""The DAVIS toolkit's two CSV files and printed tables for a ScoreTable.
+
+``global_results-<split>.csv``: one row, columns J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay;
+``per-sequence_results-<split>.csv``: columns Sequence,J-Mean,F-Mean with one row per object
+``<sequence>_<k>``. Values are fractions in [0, 1], written with 3 decimals like the toolkit. Both files
+are always recomputed (the toolkit silently reuses an old global CSV; we never do).
+"""
+from pathlib import Path
+
+from util.palette import atomic_file
+
+from .davis import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
+
+TOOLKIT_DECIMALS = 3
+
+
+def _csv_text(columns, rows, decimals):
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join(row[c] if isinstance(row[c], str) else f"{row[c]:.{decimals}f}"
+                              for c in columns))
+    return "\n".join(lines) + "\n"
+
+
+def write_davis_csvs(table, folder, split="val", decimals=TOOLKIT_DECIMALS):
+    """Write both CSVs into ``folder``; returns (global path, per-sequence path)."""
+    folder = Path(folder)
+    global_path = folder / f"global_results-{split}.csv"
+    sequence_path = folder / f"per-sequence_results-{split}.csv"
+    for path, text in ((global_path, _csv_text(GLOBAL_COLUMNS, [table.global_row()], decimals)),
+                       (sequence_path, _csv_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals))):
+        with atomic_file(path) as temporary:
+            temporary.write_text(text)
+    return global_path, sequence_path
+
+
+def _aligned(columns, rows, decimals):
+    cells = [list(columns)] + [[row[c] if isinstance(row[c], str) else f"{row[c]:.{decimals}f}"
+                                for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in cells)
+
+
+def format_table(table, split="val", decimals=TOOLKIT_DECIMALS):
+    """The global table and the per-object table as printable text."""
+    return (f"--------------------------- Global results for {split} ---------------------------\n"
+            f"{_aligned(GLOBAL_COLUMNS, [table.global_row()], decimals)}\n\n"
+            f"---------- Per sequence results for {split} ----------\n"
+            f"{_aligned(SEQUENCE_COLUMNS, table.sequence_rows(), decimals)}\n")
