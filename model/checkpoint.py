@@ -21,12 +21,17 @@ class CheckpointError(ValueError):
 
 # name -> (predicate on a state dict or None for the fallback, builder(single_object) -> nn.Module)
 _ARCHITECTURES = {}
+# name -> explain(state_dict) -> str or None: what a file that does not match this architecture lacks
+_EXPLAIN = {}
 
 
-def register_architecture(name, build, matches=None):
+def register_architecture(name, build, matches=None, explain=None):
     """Make ``load_network`` know an architecture. ``matches(state_dict)`` recognises its checkpoints;
-    the one registered without a predicate (STCN) is used when no other matches."""
+    the one registered without a predicate (STCN) is used when no other matches. ``explain``
+    (optional) words the load error when a state dict does not fit this architecture."""
     _ARCHITECTURES[name] = (matches, build)
+    if explain is not None:
+        _EXPLAIN[name] = explain
 
 
 def architecture_of(state_dict):
@@ -145,6 +150,9 @@ def load_network(checkpoint, device="cpu", architecture=None):
     hint = ""
     if detected != name:
         hint = f"The keys look like a {detected} checkpoint, but {name} was requested"
+    explanation = _EXPLAIN[name](state_dict) if name in _EXPLAIN else None
+    if explanation:
+        hint = f"{explanation}. {hint}" if hint else explanation
     check_compatible(network, state_dict, source, hint)
     network.load_state_dict(state_dict, strict=True)
     return network.to(device).eval()
