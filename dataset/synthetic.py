@@ -12,7 +12,8 @@ Frames are generated lazily from closed-form motion, so a 10 000-frame video cos
     for rgb in video.frames(): ...        # RGB only (what a segmenter receives)
 
 Label ids default to 1..num_objects; pass ``object_ids=(3, 7)`` for non-consecutive ids and
-``first_frames=(0, 10)`` to make object 7 appear at frame 10. Every object covers at least
+``first_frames=(0, 10)`` to make object 7 appear at frame 10; ``shapes`` limits the categories
+(``video.categories`` maps each label to its shape). Every object covers at least
 ``min_visible_fraction`` of the frame at its first frame, so a first-frame annotation always holds
 it (at frame 0 for the DAVIS protocol; at its own first frame for YouTubeVOS).
 """
@@ -29,7 +30,7 @@ class SyntheticVideo:
     """A lazily generated video: ``frame(t)`` returns ``(rgb, labels)`` for 0 <= t < length."""
 
     def __init__(self, seed, height, width, num_objects, length, *, object_ids=None,
-                 first_frames=None, noise=4, min_visible_fraction=0.01):
+                 first_frames=None, noise=4, min_visible_fraction=0.01, shapes=SHAPES):
         if height < 8 or width < 8:
             raise ValueError(f"frame size {height}x{width} is too small; use at least 8x8")
         if length < 1:
@@ -39,6 +40,8 @@ class SyntheticVideo:
         ids = tuple(range(1, num_objects + 1)) if object_ids is None else tuple(int(i) for i in object_ids)
         if len(ids) != num_objects or len(set(ids)) != num_objects:
             raise ValueError(f"object_ids {object_ids} must be {num_objects} distinct ids")
+        if not shapes or any(shape not in SHAPES for shape in shapes):
+            raise ValueError(f"shapes {shapes} must be a non-empty subset of {SHAPES}")
         if any(not 1 <= i < VOID_LABEL for i in ids):
             raise ValueError(f"object_ids {ids} must lie in 1..{VOID_LABEL - 1}")
         starts = (0,) * num_objects if first_frames is None else tuple(int(f) for f in first_frames)
@@ -50,6 +53,7 @@ class SyntheticVideo:
         self.object_ids = ids
         self.first_frames = dict(zip(ids, starts))
         self.noise = int(noise)
+        self._shapes = tuple(shapes)
         self._min_visible = max(4, int(min_visible_fraction * height * width))
         self._ys, self._xs = np.mgrid[0:height, 0:width].astype(np.float32)
         rng = np.random.default_rng([self.seed, 0x5EED])
@@ -89,6 +93,11 @@ class SyntheticVideo:
             rgb = rgb + grain
         return np.clip(rgb, 0, 255).astype(np.uint8), labels
 
+    @property
+    def categories(self):
+        """{label: shape name}: the object's category (e.g. for YouTubeVOS meta files)."""
+        return {obj.label: obj.shape for obj in sorted(self._objects, key=lambda o: o.label)}
+
     def labels(self, t):
         """Label map of frame ``t`` (same as ``frame(t)[1]``)."""
         return self.frame(t)[1]
@@ -107,7 +116,7 @@ class SyntheticVideo:
     def _place_objects(self, rng):
         for _ in range(MAX_PLACEMENT_TRIES):
             objects = [
-                _random_object(rng, label, start, self.height, self.width,
+                _random_object(rng, label, start, self.height, self.width, self._shapes,
                                crosses_edge=(index == len(self.object_ids) - 1 and index > 0))
                 for index, (label, start) in enumerate(self.first_frames.items())
             ]
@@ -210,7 +219,7 @@ class _Object:
         return box, inside, tex.astype(np.float32)
 
 
-def _random_object(rng, label, first_frame, height, width, crosses_edge):
+def _random_object(rng, label, first_frame, height, width, shapes, crosses_edge):
     short = min(height, width)
     radius = float(rng.uniform(0.12, 0.22) * short)
     speed = float(rng.uniform(0.01, 0.035) * short) + 0.5
@@ -222,7 +231,7 @@ def _random_object(rng, label, first_frame, height, width, crosses_edge):
     colours = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
     colours[1] = 255 - colours[0] * rng.uniform(0.3, 0.8)  # keep the two stripe colours apart
     return _Object(
-        label=label, first_frame=first_frame, shape=SHAPES[rng.integers(len(SHAPES))],
+        label=label, first_frame=first_frame, shape=shapes[rng.integers(len(shapes))],
         radius=radius, aspect=float(rng.uniform(0.6, 1.4)), centre_at_entry=centre,
         velocity=velocity, crosses_edge=crosses_edge, angle0=float(rng.uniform(0, 2 * math.pi)),
         spin=float(rng.uniform(-0.06, 0.06)),
@@ -257,3 +266,124 @@ def _random_background(rng, height, width):
     base = rng.uniform(60, 190, size=3).astype(np.float32)
     pan = rng.uniform(-0.5, 0.5, size=2)
     return _Background(waves, base, pan)
+
+
+# ---------------------------------------------------------------------- benchmark layouts on disk
+DAVIS_RESOLUTION = "480p"
+YOUTUBE_ANNOTATION_STEP = 5  # YouTubeVOS annotates (and ships in JPEGImages) every 5th frame
+
+
+def _write_jpeg(path, rgb):
+    import cv2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95]):
+        raise OSError(f"{path}: could not write the frame")
+
+
+def _fresh_root(root, overwrite):
+    import shutil
+    from pathlib import Path
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{root} exists and is not empty; pass overwrite=True (--overwrite)")
+        shutil.rmtree(root)
+    return root
+
+
+def write_synthetic_davis(root, seed=0, num_train=2, num_val=2, num_test_dev=1, length=8, height=480,
+                          width=854, max_objects=3, overwrite=False):
+    """Write a DAVIS-2017-layout set of synthetic videos under ``root``; returns {split: [names]}.
+
+    trainval/JPEGImages/480p/<video>/00000.jpg, trainval/Annotations/480p/<video>/00000.png (indexed,
+    DAVIS palette, every frame), trainval/ImageSets/2016|2017/train.txt|val.txt, and test-dev/ with
+    the first annotation only and ImageSets/2017/test-dev.txt. Every object is in frame 0.
+    """
+    from util.palette import write_label_png
+    root = _fresh_root(root, overwrite)
+    rng = np.random.default_rng([seed, 2017])
+    splits = {"train": num_train, "val": num_val, "test-dev": num_test_dev}
+    names = {}
+    for split_index, (split, count) in enumerate(splits.items()):
+        folder = root / ("test-dev" if split == "test-dev" else "trainval")
+        names[split] = [f"{split.replace('-', '')}-shapes-{i:02d}" for i in range(count)]
+        for video_index, name in enumerate(names[split]):
+            video = SyntheticVideo(seed=_video_seed(seed, split_index, video_index),
+                                   height=height, width=width, num_objects=int(rng.integers(1, max_objects + 1)),
+                                   length=length)
+            for t, (rgb, labels) in enumerate(video):
+                _write_jpeg(folder / "JPEGImages" / DAVIS_RESOLUTION / name / f"{t:05d}.jpg", rgb)
+                if split != "test-dev" or t == 0:
+                    write_label_png(folder / "Annotations" / DAVIS_RESOLUTION / name / f"{t:05d}.png", labels)
+    for split, years in (("train", (2016, 2017)), ("val", (2016, 2017)), ("test-dev", (2017,))):
+        folder = root / ("test-dev" if split == "test-dev" else "trainval")
+        for year in years:
+            image_set = folder / "ImageSets" / str(year) / f"{split}.txt"
+            image_set.parent.mkdir(parents=True, exist_ok=True)
+            image_set.write_text("".join(f"{n}\n" for n in names[split]))
+    return names
+
+
+def _video_seed(seed, split_index, video_index):
+    return int(seed) * 1_000_003 + split_index * 10_007 + video_index
+
+
+def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, height=480, width=854,
+                            max_objects=3, overwrite=False):
+    """Write a YouTubeVOS-layout set under ``root``; returns {split: [names]}.
+
+    train/: JPEGImages and full Annotations at every 5th frame, meta.json (objects' categories and
+    frames). valid/: JPEGImages at every 5th frame, Annotations only where objects are first given
+    (each PNG holds only those objects), meta.json; all_frames/valid_all_frames/JPEGImages: every
+    frame. valid_gt/Annotations: the full ground truth at every 5th frame (not part of the real
+    benchmark; it lets ``scripts/evaluate.py --benchmark youtube`` score a synthetic run).
+    Train objects are ellipses and rectangles only, so valid triangles are "unseen" categories. Valid
+    objects have non-consecutive ids, and the second object onwards may enter at a later 5th frame.
+    """
+    import json
+    from util.palette import write_label_png
+    root = _fresh_root(root, overwrite)
+    rng = np.random.default_rng([seed, 2018])
+    sparse = list(range(0, length, YOUTUBE_ANNOTATION_STEP))
+    names = {}
+    for split_index, (split, count) in enumerate((("train", num_train), ("valid", num_valid))):
+        meta = {}
+        names[split] = [f"{split}{i:03d}shapes" for i in range(count)]
+        for video_index, name in enumerate(names[split]):
+            k = int(rng.integers(1, max_objects + 1))
+            if split == "train":
+                ids, starts, shapes = list(range(1, k + 1)), [0] * k, SHAPES[:2]
+            else:
+                ids = sorted(int(i) for i in rng.choice(np.arange(1, 2 * k + 2), size=k, replace=False))
+                starts = [0] + [int(rng.choice(sparse)) for _ in range(k - 1)]
+                shapes = SHAPES
+            video = SyntheticVideo(seed=_video_seed(seed, split_index, video_index), height=height, width=width,
+                                   num_objects=k, length=length, object_ids=ids, first_frames=starts,
+                                   shapes=shapes)
+            present = {i: [] for i in ids}
+            for t, (rgb, labels) in enumerate(video):
+                frame = f"{t:05d}"
+                if split == "valid":
+                    _write_jpeg(root / "all_frames" / "valid_all_frames" / "JPEGImages" / name / f"{frame}.jpg", rgb)
+                if t not in sparse:
+                    continue
+                _write_jpeg(root / split / "JPEGImages" / name / f"{frame}.jpg", rgb)
+                if split == "train":
+                    write_label_png(root / split / "Annotations" / name / f"{frame}.png", labels)
+                    for i in ids:
+                        if (labels == i).any():
+                            present[i].append(frame)
+                    continue
+                write_label_png(root / "valid_gt" / "Annotations" / name / f"{frame}.png", labels)
+                new = [i for i, start in zip(ids, starts) if start == t]
+                if new:
+                    given = np.where(np.isin(labels, new), labels, 0).astype(np.uint8)
+                    write_label_png(root / split / "Annotations" / name / f"{frame}.png", given)
+                for i, start in zip(ids, starts):
+                    if t >= start:
+                        present[i].append(frame)
+            meta[name] = {"objects": {str(i): {"category": video.categories[i], "frames": present[i]}
+                                      for i in ids}}
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / "meta.json").write_text(json.dumps({"videos": meta}, indent=1))
+    return names

@@ -77,20 +77,18 @@ def _f_from_boundaries(gt_boundary, pred_boundary, kernel):
 
 
 class FrameScorer:
-    """Scores J and F of objects 1..K on label maps of one fixed size."""
+    """Scores J and F of objects 1..K (or of the given ``labels``) on label maps of one fixed size."""
 
-    def __init__(self, num_objects, height, width):
-        self.num_objects = int(num_objects)
+    def __init__(self, num_objects, height, width, labels=None):
+        self.labels = list(range(1, int(num_objects) + 1)) if labels is None else [int(i) for i in labels]
         self.shape = (int(height), int(width))
         self.kernel = disk(boundary_tolerance(height, width))
 
     def __call__(self, gt_labels, pred_labels):
-        """(J, F): float64 arrays of length K for the two HxW label maps (0 = background)."""
-        k = self.num_objects
-        j_scores, f_scores = np.ones(k), np.ones(k)
+        """(J, F): float64 arrays, one entry per object, for two HxW label maps (0 = background)."""
+        j_scores, f_scores = np.ones(len(self.labels)), np.ones(len(self.labels))
         height, width = self.shape
-        for index in range(k):
-            label = index + 1
+        for index, label in enumerate(self.labels):
             gt_box, pred_box = _bounding_box(gt_labels, label), _bounding_box(pred_labels, label)
             if gt_box is None and pred_box is None:
                 continue  # both empty: J = F = 1
