@@ -1,0 +1,110 @@
+"""Segment a DAVIS split and, when its ground truth exists, print and save the paper's J&F table.
+
+    python eval_davis.py --model saves/stcn.pth --davis_path ../DAVIS/2017 --output output/d17
+    python eval_davis.py --model saves/stcn.pth --davis_path ../DAVIS/2017 --split testdev --output output/td
+    python eval_davis.py --model saves/stcn.pth --davis_path ../DAVIS/2017 --year 2016 --output output/d16
+
+Writes <output>/<video>/<frame>.png (indexed, the annotation's palette, original size and label ids),
+<output>/eval_config.json, and with ground truth global_results-<split>.csv and
+per-sequence_results-<split>.csv (the DAVIS 2017 toolkit's definitions, see evaluation/).
+"""
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dataset.benchmark_readers import BenchmarkLayoutError, DavisReader
+from evaluation import runner
+from evaluation.davis import EvaluationError, evaluate_davis
+from evaluation.tables import format_table, write_davis_csvs
+from evaluation.metrics import VOID_LABEL
+from util.palette import publish_directory
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--davis_path", default="../DAVIS/2017",
+                        help="DAVIS root holding trainval/ and test-dev/ (published default ../DAVIS/2017)")
+    parser.add_argument("--split", choices=("val", "testdev"), default="val", help="DAVIS split")
+    parser.add_argument("--year", type=int, choices=(2016, 2017), default=2017,
+                        help="image set; 2016 merges every object into one (single-object protocol)")
+    runner.add_common_flags(parser)
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # legacy launchers
+    return parser
+
+
+def first_mask(video, year):
+    labels = video.annotation(video.frame_names[0])
+    if year == 2016:
+        return (labels != 0).astype(np.uint8)
+    return np.where(labels == VOID_LABEL, 0, labels).astype(np.uint8)
+
+
+def segment_one(network, video, mask, output, options, args):
+    """Write every frame's mask (and scores) of ``video``; its folders appear only when complete."""
+    from inference import object_ids, segment_video
+    ids = object_ids(mask)
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(publish_directory(Path(output) / video.name))
+        scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
+                  if args.save_scores else None)
+        if ids:
+            stream = segment_video(network, video.frames(), mask, memory=args.memory,
+                                   device=runner.network_device(network), amp=args.amp, **options)
+        else:  # nothing to track: every frame is background
+            stream = (np.ones((1, *video.size), np.float32) for _ in video.frame_paths)
+        count = 0
+        for frame_name, probs in zip(video.frame_names, stream):
+            runner.write_outputs(folder, frame_name, probs, ids, video.palette, scores)
+            count += 1
+        if count != len(video):
+            raise RuntimeError(f"the network gave {count} outputs for {len(video)} frames")
+
+
+def run(args):
+    options = runner.policy_options(args)
+    reader = DavisReader(args.davis_path, split=args.split, year=args.year)
+    videos = [reader.video(name) for name in reader.sequences]  # check the whole layout before starting
+    device = runner.resolve_device(args.device)
+    config = {"benchmark": "davis", "davis_path": str(args.davis_path), "split": args.split, "year": args.year,
+              "model": str(args.model), "output": str(args.output), "memory": args.memory,
+              "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
+              "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
+    runner.print_config(config)
+    network = runner.load_model(args.model, device)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    runner.write_config(args.output, config)
+
+    timer = runner.Timer(device)
+    for video in tqdm(videos, desc="videos", unit="video"):
+        try:
+            mask = first_mask(video, args.year)
+            timer.run(len(video), lambda: segment_one(network, video, mask, args.output, options, args))
+        except Exception as error:
+            raise runner.VideoFailed(video.name, error) from error
+    print(timer.summary())
+
+    if all(reader.has_ground_truth(v) for v in videos):
+        table = evaluate_davis(args.output, args.davis_path, split=args.split, year=args.year)
+        print(format_table(table, args.split))
+        for path in write_davis_csvs(table, args.output, args.split):
+            print(f"Wrote {path}")
+    else:
+        print("No full ground truth for this split: masks written, not scored.")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, runner.VideoFailed,
+            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
+        sys.exit(runner.report_failure(error))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

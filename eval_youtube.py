@@ -1,0 +1,159 @@
+"""Segment a YouTubeVOS split and pack the benchmark server's upload zip.
+
+    python eval_youtube.py --model saves/stcn.pth --yv_path ../YouTube --output output/yv
+
+Frames are processed with the shorter side resized to 480 (bilinear; given masks nearest), and the
+probabilities resized back to the original size (bilinear, align_corners=False) before the argmax.
+When ``<split>_all_frames`` exists (``all_frames/valid_all_frames`` or ``valid_all_frames``) every
+frame is processed and outputs are made for the sparse frames of ``<split>/JPEGImages`` only.
+Writes <output>/Annotations/<video>/<frame>.png (the annotation palette, original ids),
+<output>/<split>_submission.zip (Annotations/<video>/<frame>.png) and <output>/eval_config.json; on
+synthetic sets (which ship ``<split>_gt``) also prints and writes YouTubeVOS-style J/F.
+"""
+import argparse
+import contextlib
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dataset.benchmark_readers import BenchmarkLayoutError, YouTubeReader
+from evaluation import runner
+from evaluation.davis import EvaluationError
+from util.palette import atomic_file, publish_directory
+
+PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--yv_path", default="../YouTube",
+                        help="YouTubeVOS root holding <split>/ and optionally all_frames/<split>_all_frames/")
+    parser.add_argument("--split", choices=("valid", "test"), default="valid", help="YouTubeVOS split")
+    parser.add_argument("--short_side", type=int, default=PROCESSING_SHORT_SIDE,
+                        help="frames are resized so their shorter side has this many pixels (0: keep size)")
+    runner.add_common_flags(parser)
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # legacy launchers
+    return parser
+
+
+def processing_size(height, width, short_side):
+    """(h, w) with the shorter side = short_side and the longer scaled (truncated, like torchvision)."""
+    if not short_side or min(height, width) == short_side:
+        return height, width
+    if height <= width:
+        return short_side, int(short_side * width / height)
+    return int(short_side * height / width), short_side
+
+
+def resize_frames(frames, size):
+    import cv2
+    for frame in frames:
+        if frame.shape[:2] == size:
+            yield frame
+        else:
+            yield cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_mask(mask, size):
+    import cv2
+    if mask.shape == size:
+        return mask
+    return cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def restore_probs(probs, size):
+    """(K+1) x h x w probabilities resized to ``size`` (bilinear, align_corners=False)."""
+    if probs.shape[-2:] == tuple(size):
+        return probs
+    import torch
+    import torch.nn.functional as F
+    tensor = torch.from_numpy(np.ascontiguousarray(probs))[None]
+    return F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)[0].numpy()
+
+
+def segment_one(network, reader, video, output, options, args):
+    """Write the required frames' masks (and scores) of ``video``; folders appear only when complete."""
+    from inference import object_ids, segment_video
+    given = reader.given_masks(video)
+    ids = object_ids(given)
+    size = video.size
+    work_size = processing_size(*size, args.short_side)
+    required = {i for i, name in enumerate(video.frame_names) if name in video.required_names}
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(publish_directory(Path(output) / "Annotations" / video.name))
+        scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
+                  if args.save_scores else None)
+        masks = {t: resize_mask(m, work_size) for t, m in given.items()}
+        stream = segment_video(network, resize_frames(video.frames(), work_size), masks, memory=args.memory,
+                               required_frames=required, device=runner.network_device(network), amp=args.amp,
+                               **options)
+        written = 0
+        for t, (frame_name, probs) in enumerate(zip(video.frame_names, stream)):
+            if t not in required:
+                continue
+            if probs is None:
+                raise RuntimeError(f"no output for required frame {frame_name}")
+            runner.write_outputs(folder, frame_name, restore_probs(probs, size), ids, video.palette, scores)
+            written += 1
+        if written != len(required):
+            raise RuntimeError(f"wrote {written} of the {len(required)} required frames")
+
+
+def write_submission_zip(output, split, videos):
+    """``<output>/<split>_submission.zip`` holding Annotations/<video>/<frame>.png for ``videos``."""
+    path = Path(output) / f"{split}_submission.zip"
+    with atomic_file(path) as temporary:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            for video in videos:
+                for png in sorted((Path(output) / "Annotations" / video).glob("*.png")):
+                    archive.write(png, f"Annotations/{video}/{png.name}")
+    return path
+
+
+def run(args):
+    options = runner.policy_options(args)
+    reader = YouTubeReader(args.yv_path, split=args.split)
+    videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
+    device = runner.resolve_device(args.device)
+    config = {"benchmark": "youtube", "yv_path": str(args.yv_path), "split": args.split,
+              "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None,
+              "short_side": args.short_side, "model": str(args.model), "output": str(args.output),
+              "memory": args.memory, "memory_options": runner.resolved_policy_options(args, options),
+              "amp": args.amp, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
+    runner.print_config(config)
+    network = runner.load_model(args.model, device)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    runner.write_config(args.output, config)
+
+    timer = runner.Timer(device)
+    for video in tqdm(videos, desc="videos", unit="video"):
+        try:
+            timer.run(len(video), lambda: segment_one(network, reader, video, args.output, options, args))
+        except Exception as error:
+            raise runner.VideoFailed(video.name, error) from error
+    print(timer.summary())
+    print(f"Wrote {write_submission_zip(args.output, args.split, [v.name for v in videos])}")
+
+    if (Path(args.yv_path) / f"{args.split}_gt").is_dir():
+        from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
+        table = evaluate_youtube(args.output, args.yv_path, split=args.split)
+        print(format_youtube_table(table, args.split))
+        for path in write_youtube_csvs(table, args.output, args.split):
+            print(f"Wrote {path}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, runner.VideoFailed,
+            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
+        sys.exit(runner.report_failure(error))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

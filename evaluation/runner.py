@@ -1,0 +1,184 @@
+"""What eval_davis.py and eval_youtube.py share: flags, network/policy set-up, mask writing, timing.
+
+Each video's outputs are written into a temporary folder that is renamed into place only when the
+video is complete; a failing video stops the run with ``VideoFailed`` naming it.
+"""
+import argparse
+import ast
+import inspect
+import json
+import platform
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from util.palette import atomic_file, write_label_png
+
+CONFIG_NAME = "eval_config.json"
+
+
+class VideoFailed(RuntimeError):
+    """Processing one video failed; the run stops and names it."""
+
+    def __init__(self, video, error):
+        self.video, self.error = video, error
+        super().__init__(f"video {video}: {error}")
+
+
+def memory_policies():
+    from inference import MEMORY_POLICIES
+    return MEMORY_POLICIES
+
+
+def add_common_flags(parser):
+    """The published STCN flags shared by both benchmarks, plus --memory, --device, --save_scores."""
+    policies = sorted(memory_policies())
+    parser.add_argument("--model", required=True, help="network weights (.pth), e.g. saves/stcn.pth")
+    parser.add_argument("--output", required=True, help="folder for the predicted masks")
+    parser.add_argument("--top", type=int, default=None,
+                        help="top-k filtering of the memory read-out (STCN paper: k = 20)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--mem_every", type=int, default=None,
+                        help="a frame joins the memory every this many frames (STCN paper: 5)")
+    parser.add_argument("--include_last", action="store_true",
+                        help="also keep the previous frame as a temporary memory entry")
+    parser.add_argument("--memory", choices=policies, default="every5",
+                        help="memory policy (inference.MEMORY_POLICIES): " + ", ".join(policies))
+    parser.add_argument("--memory_option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra option of the memory policy, e.g. max_frames=20 (repeatable)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--save_scores", action="store_true",
+                        help="also save the soft outputs: scores/<video>/<frame>.npz (float16, channels = "
+                             "background then object ids)")
+    return parser
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def policy_options(args):
+    """Options for the chosen memory policy: flags it accepts, left at its own defaults when not given."""
+    options = {}
+    for item in args.memory_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--memory_option expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = _parse_value(value.strip())
+    flagged = {"top_k": args.top, "mem_every": args.mem_every,
+               "include_last": True if args.include_last else None}
+    accepted = inspect.signature(memory_policies()[args.memory].__init__).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+    for key, value in flagged.items():
+        if value is None:
+            continue
+        if key not in accepted and not takes_any:
+            raise argparse.ArgumentTypeError(f"memory policy {args.memory!r} has no option {key!r}")
+        options[key] = value
+    unknown = [k for k in options if k not in accepted and not takes_any]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"memory policy {args.memory!r} has no option {unknown[0]!r}; it takes "
+                                         f"{[k for k in accepted if k not in ('self', 'network')]}")
+    return options
+
+
+def resolved_policy_options(args, options):
+    """Every option of the policy with the value this run uses (defaults filled in), for the config."""
+    params = inspect.signature(memory_policies()[args.memory].__init__).parameters
+    resolved = {k: p.default for k, p in params.items()
+                if k not in ("self", "network") and p.default is not inspect.Parameter.empty}
+    resolved.update(options)
+    return resolved
+
+
+def resolve_device(device):
+    import torch
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def network_device(network):
+    return next(network.parameters()).device
+
+
+def load_model(path, device):
+    from model import load_network
+    return load_network(path, device=device)
+
+
+def write_config(output, config):
+    """``<output>/eval_config.json``: the resolved configuration of this run."""
+    import torch
+    config = {**config, "python": platform.python_version(), "torch": torch.__version__}
+    path = Path(output) / CONFIG_NAME
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def print_config(config):
+    print("Configuration:")
+    for key in sorted(config):
+        print(f"  {key}: {config[key]}")
+
+
+def labels_from_probs(probs, object_ids):
+    """Argmax of (K+1)xHxW probabilities mapped to label ids (channel 0 -> 0, channel c -> ids[c-1])."""
+    lookup = np.array([0] + list(object_ids), np.uint8)
+    return lookup[np.argmax(probs, axis=0)]
+
+
+def save_scores(path, probs, object_ids):
+    with atomic_file(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, probs=probs.astype(np.float16), object_ids=np.array(object_ids, np.int64))
+
+
+def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=None):
+    labels = labels_from_probs(probs, object_ids)
+    write_label_png(Path(folder) / f"{frame_name}.png", labels, palette)
+    if scores_folder is not None:
+        save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
+
+
+class Timer:
+    """Frames processed, wall time, FPS, and peak CUDA memory for the end-of-run line."""
+
+    def __init__(self, device):
+        self.device = device
+        self.frames = 0
+        self.videos = 0
+        self.seconds = 0.0
+        if device.type == "cuda":
+            import torch
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def run(self, num_frames, work):
+        start = time.perf_counter()
+        result = work()
+        self.seconds += time.perf_counter() - start
+        self.frames += num_frames
+        self.videos += 1
+        return result
+
+    def summary(self):
+        fps = self.frames / self.seconds if self.seconds > 0 else float("nan")
+        line = f"Processed {self.frames} frames of {self.videos} videos in {self.seconds:.1f} s: {fps:.2f} FPS"
+        if self.device.type == "cuda":
+            import torch
+            line += f", peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2 ** 20:.0f} MiB"
+        return line
+
+
+def report_failure(error):
+    """The message printed when a run stops; unexpected errors keep their traceback."""
+    cause = error.error if isinstance(error, VideoFailed) else error
+    if not isinstance(cause, (ValueError, OSError, KeyError)):
+        traceback.print_exception(type(cause), cause, cause.__traceback__)
+    return f"error: {error}"
