@@ -127,6 +127,17 @@ class Video:
         return labels
 
 
+def _check_annotation_sizes(video):
+    """Every annotation has its frame's size (read from the file headers only)."""
+    frame_of = dict(zip(video.frame_names, video.frame_paths))
+    for name, path in video.annotation_paths.items():
+        size = image_size(path)
+        if size != video.size:
+            raise BenchmarkLayoutError(
+                f"{path}: annotation is {size[0]}x{size[1]} but the frame {frame_of[name]} of video "
+                f"{video.name} is {video.size[0]}x{video.size[1]}")
+
+
 class DavisReader:
     """Videos of a DAVIS split, in the order of its ImageSets file."""
 
@@ -170,12 +181,7 @@ class DavisReader:
         if stray:
             raise BenchmarkLayoutError(f"{annotations[stray[0]]}: annotation without a frame in {frame_dir}")
         video = Video(name, frames, annotations)
-        frame_size = video.size
-        annotation_size = image_size(annotations[first])
-        if annotation_size != frame_size:
-            raise BenchmarkLayoutError(
-                f"{annotations[first]}: annotation is {annotation_size[0]}x{annotation_size[1]} but the "
-                f"frame {frames[0]} is {frame_size[0]}x{frame_size[1]}")
+        _check_annotation_sizes(video)
         return video
 
     def has_ground_truth(self, video):
@@ -240,6 +246,7 @@ class YouTubeReader:
             if listed:
                 first_given[int(obj_id)] = listed[0]
         video = Video(name, frames, annotations, required_names=sparse_names)
+        _check_annotation_sizes(video)
         video.first_given = first_given  # object id -> frame name of its first mask (from meta.json)
         video.categories = {int(k): v.get("category") for k, v in objects.items() if isinstance(v, dict)}
         for obj_id, frame in first_given.items():

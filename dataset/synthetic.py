@@ -338,7 +338,8 @@ def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, h
     frame. valid_gt/Annotations: the full ground truth at every 5th frame (not part of the real
     benchmark; it lets ``scripts/evaluate.py --benchmark youtube`` score a synthetic run).
     Train objects are ellipses and rectangles only, so valid triangles are "unseen" categories. Valid
-    objects have non-consecutive ids, and the second object onwards may enter at a later 5th frame.
+    objects have non-consecutive ids, and the second object onwards may enter at a later 5th frame
+    (the first valid video always has one that does, given max_objects >= 2 and length > 5).
     """
     import json
     from util.palette import write_label_png
@@ -350,12 +351,16 @@ def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, h
         meta = {}
         names[split] = [f"{split}{i:03d}shapes" for i in range(count)]
         for video_index, name in enumerate(names[split]):
-            k = int(rng.integers(1, max_objects + 1))
+            # the first valid video always has a late object (when the video is long enough)
+            late_one = split == "valid" and video_index == 0 and max_objects >= 2 and len(sparse) > 1
+            k = int(rng.integers(2 if late_one else 1, max_objects + 1))
             if split == "train":
                 ids, starts, shapes = list(range(1, k + 1)), [0] * k, SHAPES[:2]
             else:
-                ids = sorted(int(i) for i in rng.choice(np.arange(1, 2 * k + 2), size=k, replace=False))
+                ids = [1 + 3 * i + int(rng.integers(0, 2)) for i in range(k)]  # never consecutive
                 starts = [0] + [int(rng.choice(sparse)) for _ in range(k - 1)]
+                if late_one:
+                    starts[-1] = sparse[1]
                 shapes = SHAPES
             video = SyntheticVideo(seed=_video_seed(seed, split_index, video_index), height=height, width=width,
                                    num_objects=k, length=length, object_ids=ids, first_frames=starts,

@@ -86,3 +86,126 @@ def test_bad_arguments_are_rejected_clearly(kwargs, message):
 def test_frame_index_out_of_range():
     with pytest.raises(IndexError):
         SyntheticVideo(seed=0, height=16, width=16, num_objects=1, length=2).frame(2)
+
+
+# ---------------------------------------------------------------- benchmark layouts and their readers
+import json  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from dataset.benchmark_readers import BenchmarkLayoutError, DavisReader, YouTubeReader  # noqa: E402
+from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube  # noqa: E402
+from util.palette import davis_palette  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("davis")
+    write_synthetic_davis(root, seed=1, num_train=1, num_val=2, num_test_dev=1, length=4, height=24,
+                          width=40, max_objects=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def youtube_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("youtube")
+    write_synthetic_youtube(root, seed=1, num_train=1, num_valid=2, length=11, height=24, width=40)
+    return root
+
+
+def test_davis_layout_is_the_published_one(davis_root):
+    trainval = davis_root / "trainval"
+    for year in ("2016", "2017"):
+        assert (trainval / "ImageSets" / year / "val.txt").read_text().split() == ["val-shapes-00", "val-shapes-01"]
+        assert (trainval / "ImageSets" / year / "train.txt").read_text().split() == ["train-shapes-00"]
+    video = trainval / "JPEGImages" / "480p" / "val-shapes-00"
+    assert sorted(p.name for p in video.iterdir()) == [f"0000{t}.jpg" for t in range(4)]
+    annotation = trainval / "Annotations" / "480p" / "val-shapes-00" / "00000.png"
+    with Image.open(annotation) as image:
+        assert image.mode == "P" and image.size == (40, 24)
+        assert np.array_equal(np.array(image.getpalette()).reshape(-1, 3), davis_palette())
+    test_dev = davis_root / "test-dev"
+    assert (test_dev / "ImageSets" / "2017" / "test-dev.txt").read_text().split() == ["testdev-shapes-00"]
+    assert [p.name for p in (test_dev / "Annotations" / "480p" / "testdev-shapes-00").iterdir()] == ["00000.png"]
+    assert len(list((test_dev / "JPEGImages" / "480p" / "testdev-shapes-00").iterdir())) == 4
+
+
+def test_davis_layout_is_seeded(davis_root, tmp_path):
+    write_synthetic_davis(tmp_path, seed=1, num_train=1, num_val=2, num_test_dev=1, length=4, height=24,
+                          width=40, max_objects=3)
+    path = "trainval/Annotations/480p/val-shapes-01/00003.png"
+    assert (tmp_path / path).read_bytes() == (davis_root / path).read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_synthetic_davis(tmp_path, length=4, height=24, width=40)
+
+
+def test_davis_reader_streams_frames_and_annotations(davis_root):
+    reader = DavisReader(davis_root, split="val")
+    assert reader.sequences == ["val-shapes-00", "val-shapes-01"]
+    video = reader.video("val-shapes-00")
+    assert len(video) == 4 and video.size == (24, 40) and reader.has_ground_truth(video)
+    frames = video.frames()
+    first = next(frames)
+    assert first.shape == (24, 40, 3) and first.dtype == np.uint8
+    labels = video.annotation("00000")
+    assert labels.dtype == np.uint8 and labels.max() >= 1
+    test_dev = DavisReader(davis_root, split="testdev")
+    assert not test_dev.has_ground_truth(test_dev.video("testdev-shapes-00"))
+
+
+def test_davis_reader_errors_name_the_missing_path(davis_root):
+    with pytest.raises(BenchmarkLayoutError, match=r"ImageSets/2017/val\.txt"):
+        DavisReader(davis_root / "nowhere", split="val")
+    with pytest.raises(BenchmarkLayoutError, match=r"JPEGImages/480p/ghost: video ghost is listed"):
+        DavisReader(davis_root, split="val").video("ghost")
+
+
+def test_youtube_layout_is_the_published_one(youtube_root):
+    sparse = ["00000", "00005", "00010"]
+    meta = json.loads((youtube_root / "valid" / "meta.json").read_text())["videos"]
+    assert sorted(meta) == ["valid000shapes", "valid001shapes"]
+    for name, video in meta.items():
+        assert sorted(p.stem for p in (youtube_root / "valid" / "JPEGImages" / name).iterdir()) == sparse
+        all_frames = youtube_root / "all_frames" / "valid_all_frames" / "JPEGImages" / name
+        assert len(list(all_frames.iterdir())) == 11
+        assert sorted(p.stem for p in (youtube_root / "valid_gt" / "Annotations" / name).iterdir()) == sparse
+        ids = sorted(int(i) for i in video["objects"])
+        assert all(b - a > 1 for a, b in zip(ids, ids[1:])), "ids are not consecutive"
+        starts = {int(i): o["frames"][0] for i, o in video["objects"].items()}
+        given = sorted(p.stem for p in (youtube_root / "valid" / "Annotations" / name).iterdir())
+        assert given == sorted(set(starts.values()))  # annotations only where objects are first given
+        for frame in given:
+            with Image.open(youtube_root / "valid" / "Annotations" / name / f"{frame}.png") as image:
+                held = set(np.unique(np.array(image))) - {0}
+            assert held == {i for i, s in starts.items() if s == frame}
+    first_video = meta["valid000shapes"]["objects"]
+    assert max(o["frames"][0] for o in first_video.values()) == "00005", "an object enters late"
+    train = json.loads((youtube_root / "train" / "meta.json").read_text())["videos"]
+    assert {o["category"] for v in train.values() for o in v["objects"].values()} <= {"ellipse", "rectangle"}
+    assert sorted(p.stem for p in (youtube_root / "train" / "Annotations" / "train000shapes").iterdir()) == sparse
+
+
+def test_youtube_reader_gives_masks_where_objects_first_appear(youtube_root):
+    reader = YouTubeReader(youtube_root, split="valid")
+    assert reader.all_frames_root is not None
+    video = reader.video("valid000shapes")
+    assert len(video) == 11 and video.required_names == {"00000", "00005", "00010"}
+    given = reader.given_masks(video)
+    assert sorted(given) == [0, 5]
+    late = set(np.unique(given[5])) - {0}
+    assert late and not late & set(np.unique(given[0]))
+    sparse_only = YouTubeReader(youtube_root, split="valid", use_all_frames=False).video("valid000shapes")
+    assert sparse_only.frame_names == ["00000", "00005", "00010"]
+
+
+def test_youtube_reader_rejects_meta_naming_absent_frames(youtube_root, tmp_path):
+    import shutil
+    root = tmp_path / "yv"
+    shutil.copytree(youtube_root, root)
+    meta_path = root / "valid" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    first_object = next(iter(meta["videos"]["valid001shapes"]["objects"].values()))
+    first_object["frames"].append("00095")
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BenchmarkLayoutError, match=r"meta\.json: video valid001shapes object \d+ names frame 00095"):
+        YouTubeReader(root, split="valid").video("valid001shapes")
