@@ -96,8 +96,15 @@ class UpsampleBlock(nn.Module):
         self.scale_factor = scale_factor
 
     def forward(self, skip, up):
+        """skip (B, C, H, W); up (B*K, C, H/2, W/2): K objects of one frame share its skip feature,
+        which is convolved once instead of once per object."""
+        skip = self.skip_conv(skip)
         up = F.interpolate(up, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
-        return self.out_conv(self.skip_conv(skip) + up)
+        if up.shape[0] != skip.shape[0]:
+            per_frame = up.shape[0] // skip.shape[0]
+            x = skip.unsqueeze(1) + up.view(skip.shape[0], per_frame, *up.shape[1:])
+            return self.out_conv(x.flatten(0, 1))
+        return self.out_conv(skip + up)
 
 
 class Decoder(nn.Module):
@@ -110,11 +117,14 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(256, 256, 256)
         self.pred = nn.Conv2d(256, 1, 3, padding=1)
 
-    def forward(self, x, f8, f4):
+    def forward(self, x, f8, f4, out_size=None):
+        """``out_size`` (H, W): resize the logits straight to it (SWEM); default x4 of the f4 grid."""
         x = self.compress(x)
         x = self.up_16_8(f8, x)
         x = self.up_8_4(f4, x)
         x = self.pred(F.relu(x))
+        if out_size is not None:
+            return F.interpolate(x, size=tuple(out_size), mode="bilinear", align_corners=False)
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
 
 

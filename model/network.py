@@ -84,7 +84,7 @@ class STCN(nn.Module):
             return x.repeat_interleave(k, dim=0)
 
         x = torch.cat([readout.flatten(0, 1), per_object(query.f16_thin)], dim=1)
-        logits = self.decoder(x, per_object(query.f8), per_object(query.f4))
+        logits = self.decoder(x, query.f8, query.f4)   # skip features are shared by the K objects
         return logits.view(b, k, *logits.shape[2:])
 
 
