@@ -68,6 +68,8 @@ def run(args):
     options = runner.policy_options(args)
     reader = DavisReader(args.davis_path, split=args.split, year=args.year)
     videos = [reader.video(name) for name in reader.sequences]  # check the whole layout before starting
+    for video in videos:
+        first_mask(video, args.year)  # and that every first annotation reads as a label map
     device = runner.resolve_device(args.device)
     config = {"benchmark": "davis", "davis_path": str(args.davis_path), "split": args.split, "year": args.year,
               "model": str(args.model), "output": str(args.output), "memory": args.memory,

@@ -117,6 +117,8 @@ def run(args):
     options = runner.policy_options(args)
     reader = YouTubeReader(args.yv_path, split=args.split)
     videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
+    for video in videos:
+        reader.given_masks(video)  # and that every given annotation reads as a label map
     device = runner.resolve_device(args.device)
     config = {"benchmark": "youtube", "yv_path": str(args.yv_path), "split": args.split,
               "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None,

@@ -1,0 +1,308 @@
+"""End to end: synthetic benchmark sets -> eval_davis.py / eval_youtube.py / scripts/evaluate.py.
+
+The network is a randomly initialised STCN saved as a checkpoint file; frames are 64x96 so a run
+takes seconds. Bad inputs must each give one clear error naming the file and leave no half-written
+video folder.
+"""
+import importlib.util
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import eval_davis
+import eval_youtube
+from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
+from evaluation import GLOBAL_COLUMNS, runner
+from util.palette import davis_palette, write_label_png
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 64, 96
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from model import build_network
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "stcn_random.pth"
+    torch.save(build_network().state_dict(), path)
+    return path
+
+
+_NETWORKS = {}
+
+
+@pytest.fixture(autouse=True)
+def load_each_checkpoint_once(monkeypatch):
+    """The real loader, run once per file for the whole module (building the network is the slow part)."""
+    real = runner.load_model
+
+    def cached(path, device):
+        key = (str(path), str(device))
+        if key not in _NETWORKS:
+            _NETWORKS[key] = real(path, device)
+        return _NETWORKS[key]
+    monkeypatch.setattr(runner, "load_model", cached)
+
+
+@pytest.fixture(scope="module")
+def davis_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("davis")
+    write_synthetic_davis(root, seed=0, num_train=0, num_val=2, num_test_dev=1, length=3, height=HEIGHT,
+                          width=WIDTH, max_objects=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def youtube_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("youtube")
+    write_synthetic_youtube(root, seed=0, num_train=1, num_valid=2, length=6, height=HEIGHT, width=WIDTH,
+                            max_objects=2)
+    return root
+
+
+def copy_of(root, tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(root, target)
+    return target
+
+
+def run_script(module, argv):
+    """main(argv) of an eval script; returns the exit message (None on success)."""
+    try:
+        module.main([str(a) for a in argv])
+    except SystemExit as stop:
+        return str(stop.code)
+    return None
+
+
+def no_partial_folders(folder):
+    return not [p for p in folder.rglob("*") if p.name.startswith(".")]
+
+
+def read_png(path):
+    with Image.open(path) as image:
+        return image.mode, image.size, np.array(image), np.array(image.getpalette()).reshape(-1, 3)
+
+
+# ---------------------------------------------------------------- command lines
+def test_published_command_lines_still_parse():
+    args = eval_davis.build_parser().parse_args(
+        ["--model", "saves/stcn.pth", "--davis_path", "../DAVIS/2017", "--output", "out", "--split", "testdev",
+         "--top", "20", "--amp", "--mem_every", "3", "--include_last"])
+    assert (args.split, args.top, args.mem_every, args.include_last, args.amp) == ("testdev", 20, 3, True, True)
+    args = eval_davis.build_parser().parse_args(["--model", "m", "--output", "o", "--local_rank", "0"])
+    assert args.davis_path == "../DAVIS/2017" and args.year == 2017 and args.memory == "every5"
+    args = eval_youtube.build_parser().parse_args(
+        ["--model", "m", "--yv_path", "../YouTube", "--output", "o", "--split", "test", "--save_scores"])
+    assert args.split == "test" and args.save_scores and args.short_side == 480
+
+
+def test_memory_choices_come_from_the_policy_registry():
+    from inference import MEMORY_POLICIES
+    action = next(a for a in eval_davis.build_parser()._actions if a.dest == "memory")
+    assert sorted(action.choices) == sorted(MEMORY_POLICIES)
+
+
+def test_unknown_memory_option_is_rejected_before_any_work(davis_set, tmp_path, checkpoint):
+    message = run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", tmp_path / "o",
+                                      "--memory_option", "bogus=1"])
+    assert "memory policy 'every5' has no option 'bogus'" in message
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- DAVIS end to end
+def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_path, checkpoint, capsys):
+    output = tmp_path / "out"
+    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,
+                                   "--save_scores"]) is None
+    printed = capsys.readouterr().out
+    assert "FPS" in printed and "J&F-Mean" in printed and "mem_every" in printed
+    annotations = davis_set / "trainval" / "Annotations" / "480p"
+    videos = ["val-shapes-00", "val-shapes-01"]
+    for video in videos:
+        names = sorted(p.name for p in (output / video).iterdir())
+        assert names == [f"0000{t}.png" for t in range(3)]
+        _, _, given, _ = read_png(annotations / video / "00000.png")
+        for name in names:
+            mode, size, labels, palette = read_png(output / video / name)
+            assert mode == "P" and size == (WIDTH, HEIGHT)
+            np.testing.assert_array_equal(palette, davis_palette())
+            assert set(np.unique(labels)) <= set(np.unique(given))
+        np.testing.assert_array_equal(read_png(output / video / "00000.png")[2], given)  # frame 0 = its mask
+        scores = np.load(output / "scores" / video / "00001.npz")
+        assert scores["probs"].shape == (len(np.unique(given)), HEIGHT, WIDTH)
+        np.testing.assert_allclose(scores["probs"].astype(np.float32).sum(0), 1, atol=1e-2)
+    global_rows = (output / "global_results-val.csv").read_text().splitlines()
+    assert global_rows[0] == ",".join(GLOBAL_COLUMNS) and len(global_rows) == 2
+    sequence_rows = (output / "per-sequence_results-val.csv").read_text().splitlines()
+    assert sequence_rows[0] == "Sequence,J-Mean,F-Mean"
+    expected = [f"{v}_{k}" for v in videos for k in range(1, read_png(annotations / v / "00000.png")[2].max() + 1)]
+    assert [row.split(",")[0] for row in sequence_rows[1:]] == expected
+    config = json.loads((output / "eval_config.json").read_text())
+    assert config["memory"] == "every5" and config["memory_options"]["mem_every"] == 5
+    assert config["memory_options"]["top_k"] == 20 and config["split"] == "val"
+    assert no_partial_folders(output)
+
+    # scripts/evaluate.py recomputes the same table from the folder
+    evaluate = load_script("evaluate")
+    (output / "global_results-val.csv").write_text("stale\n")
+    evaluate.main(["--results", str(output), "--gt", str(davis_set)])
+    assert (output / "global_results-val.csv").read_text().splitlines() == global_rows
+
+
+def test_eval_davis_2016_merges_objects_and_testdev_is_not_scored(davis_set, tmp_path, checkpoint, capsys):
+    output = tmp_path / "d16"
+    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,
+                                   "--year", "2016", "--mem_every", "2"]) is None
+    for png in (output / "val-shapes-00").iterdir():
+        assert set(np.unique(read_png(png)[2])) <= {0, 1}
+    rows = (output / "per-sequence_results-val.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["val-shapes-00_1", "val-shapes-01_1"]
+    assert json.loads((output / "eval_config.json").read_text())["memory_options"]["mem_every"] == 2
+
+    output = tmp_path / "td"
+    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,
+                                   "--split", "testdev"]) is None
+    assert len(list((output / "testdev-shapes-00").iterdir())) == 3
+    assert not (output / "global_results-testdev.csv").exists()
+    assert "not scored" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- YouTubeVOS end to end
+def test_eval_youtube_outputs_sparse_frames_at_original_size_and_a_zip(youtube_set, tmp_path, checkpoint):
+    output = tmp_path / "yv"
+    assert run_script(eval_youtube, ["--model", checkpoint, "--yv_path", youtube_set, "--output", output,
+                                     "--short_side", "48"]) is None
+    meta = json.loads((youtube_set / "valid" / "meta.json").read_text())["videos"]
+    for video, info in meta.items():
+        names = sorted(p.name for p in (output / "Annotations" / video).iterdir())
+        assert names == ["00000.png", "00005.png"]  # the sparse frames only, not 00001..00004
+        ids = {int(i) for i in info["objects"]}
+        for name in names:
+            mode, size, labels, palette = read_png(output / "Annotations" / video / name)
+            assert mode == "P" and size == (WIDTH, HEIGHT)
+            assert set(np.unique(labels)) - {0} <= ids
+    late = {int(i): o["frames"][0] for i, o in meta["valid000shapes"]["objects"].items()}
+    late_id = max(late, key=late.get)
+    assert len(late) >= 2 and late[late_id] == "00005"
+    assert all(b - a > 1 for a, b in zip(sorted(late), sorted(late)[1:])), "non-consecutive ids"
+    first = read_png(output / "Annotations" / "valid000shapes" / "00000.png")[2]
+    at_entry = read_png(output / "Annotations" / "valid000shapes" / "00005.png")[2]
+    given = read_png(youtube_set / "valid" / "Annotations" / "valid000shapes" / "00005.png")[2]
+    assert late_id not in first and late_id in at_entry
+    inside = given == late_id
+    assert (at_entry[inside] == late_id).mean() > 0.8  # the given mask survives 48p processing
+    with zipfile.ZipFile(output / "valid_submission.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(
+            f"Annotations/{v}/{n}" for v in meta for n in ("00000.png", "00005.png"))
+    assert (output / "youtube_results-valid.csv").read_text().startswith("Overall,J-Seen,F-Seen,J-Unseen,F-Unseen")
+    assert json.loads((output / "eval_config.json").read_text())["short_side"] == 48
+    assert no_partial_folders(output)
+
+
+def test_youtube_processing_size_matches_torchvision_resize():
+    assert eval_youtube.processing_size(720, 1280, 480) == (480, 853)
+    assert eval_youtube.processing_size(1280, 720, 480) == (853, 480)
+    assert eval_youtube.processing_size(480, 854, 480) == (480, 854)
+    assert eval_youtube.processing_size(64, 96, 0) == (64, 96)
+
+
+# ---------------------------------------------------------------- bad inputs
+def davis_args(root, output, checkpoint):
+    return ["--model", checkpoint, "--davis_path", root, "--output", output]
+
+
+def annotation(root, video, frame):
+    return root / "trainval" / "Annotations" / "480p" / video / f"{frame}.png"
+
+
+def frame(root, video, t):
+    return root / "trainval" / "JPEGImages" / "480p" / video / f"0000{t}.jpg"
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    ("missing_first_annotation", r"val-shapes-01/00000.png: first-frame annotation of video val-shapes-01 is missing"),
+    ("missing_frame", r"val-shapes-01/00002.png: annotation without a frame"),
+    ("annotation_size", r"val-shapes-01/00002.png: annotation is 32x48 but the frame"),
+    ("foreign_rgb_annotation", r"val-shapes-01/00000.png: RGB label PNG with 1 colour\(s\) not in the palette"),
+    ("video_not_on_disk", r"JPEGImages/480p/val-shapes-01: video val-shapes-01 is listed in"),
+    ("not_a_checkpoint", r"junk.pth"),
+])
+def test_bad_davis_input_gives_one_clear_error_and_no_video_folder(breakage, expected, davis_set, tmp_path,
+                                                                 checkpoint):
+    root = copy_of(davis_set, tmp_path)
+    model = checkpoint
+    if breakage == "missing_first_annotation":
+        annotation(root, "val-shapes-01", "00000").unlink()
+    if breakage == "missing_frame":
+        frame(root, "val-shapes-01", 2).unlink()
+    if breakage == "annotation_size":
+        write_label_png(annotation(root, "val-shapes-01", "00002"), np.zeros((32, 48), np.uint8))
+    if breakage == "foreign_rgb_annotation":
+        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        rgb[:10, :10] = (1, 2, 3)
+        Image.fromarray(rgb).save(annotation(root, "val-shapes-01", "00000"))
+    if breakage == "video_not_on_disk":
+        shutil.rmtree(frame(root, "val-shapes-01", 0).parent)
+    if breakage == "not_a_checkpoint":
+        model = tmp_path / "junk.pth"
+        model.write_bytes(b"definitely not weights")
+    output = tmp_path / "out"
+    message = run_script(eval_davis, davis_args(root, output, model))
+    assert message is not None and message.startswith("error: ")
+    assert __import__("re").search(expected, message), message
+    assert not (output / "val-shapes-00").exists() and not (output / "val-shapes-01").exists()
+
+
+def test_rgb_annotation_in_palette_colours_is_accepted(davis_set, tmp_path):
+    from dataset.benchmark_readers import DavisReader
+    root = copy_of(davis_set, tmp_path)
+    path = annotation(root, "val-shapes-00", "00000")
+    labels = read_png(path)[2]
+    Image.fromarray(davis_palette()[labels]).save(path)  # same labels, stored as RGB
+    video = DavisReader(root, split="val").video("val-shapes-00")
+    np.testing.assert_array_equal(eval_davis.first_mask(video, 2017), labels)
+    np.testing.assert_array_equal(video.palette, davis_palette())  # no palette in the file: DAVIS
+
+
+def test_failing_video_stops_the_run_naming_it_and_leaves_no_partial_folder(davis_set, tmp_path, checkpoint):
+    root = copy_of(davis_set, tmp_path)
+    Image.fromarray(np.zeros((HEIGHT, WIDTH // 2, 3), np.uint8)).save(frame(root, "val-shapes-00", 1), "JPEG")
+    output = tmp_path / "out"
+    message = run_script(eval_davis, davis_args(root, output, checkpoint))
+    assert "video val-shapes-00" in message and "00001.jpg" in message
+    assert not (output / "val-shapes-00").exists() and not (output / "val-shapes-01").exists()
+    assert no_partial_folders(output)
+
+
+def test_youtube_meta_naming_absent_frames_is_rejected(youtube_set, tmp_path, checkpoint):
+    root = copy_of(youtube_set, tmp_path)
+    meta_path = root / "valid" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    next(iter(meta["videos"]["valid001shapes"]["objects"].values()))["frames"].append("00100")
+    meta_path.write_text(json.dumps(meta))
+    output = tmp_path / "out"
+    message = run_script(eval_youtube, ["--model", checkpoint, "--yv_path", root, "--output", output])
+    assert "meta.json: video valid001shapes" in message and "00100" in message
+    assert not (output / "Annotations").exists()
+
+
+def test_evaluate_script_reports_missing_results_clearly(davis_set, tmp_path):
+    evaluate = load_script("evaluate")
+    results = tmp_path / "results"
+    shutil.copytree(davis_set / "trainval" / "Annotations" / "480p" / "val-shapes-00", results / "val-shapes-00")
+    with pytest.raises(SystemExit, match=r"results/val-shapes-01: result folder of sequence val-shapes-01 is missing"):
+        evaluate.main(["--results", str(results), "--gt", str(davis_set)])
+    assert not (results / "global_results-val.csv").exists()
