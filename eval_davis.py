@@ -70,7 +70,7 @@ def run(args):
     videos = [reader.video(name) for name in reader.sequences]  # check the whole layout before starting
     for video in videos:
         first_mask(video, args.year)  # and that every first annotation reads as a label map
-    device = runner.resolve_device(args.device)
+    device = runner.resolve_device(args.device, args.amp)
     config = {"benchmark": "davis", "davis_path": str(args.davis_path), "split": args.split, "year": args.year,
               "model": str(args.model), "output": str(args.output), "memory": args.memory,
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,

@@ -78,15 +78,19 @@ def segment_one(network, reader, video, output, options, args):
     """Write the required frames' masks (and scores) of ``video``; folders appear only when complete."""
     from inference import object_ids, segment_video
     given = reader.given_masks(video)
-    ids = object_ids(given)
     size = video.size
     work_size = processing_size(*size, args.short_side)
+    masks = {t: resize_mask(m, work_size) for t, m in given.items()}
+    ids = object_ids(masks)  # the channels segment_video will return
+    lost = sorted(set(object_ids(given)) - set(ids))
+    if lost:
+        tqdm.write(f"warning: video {video.name}: object(s) {lost} vanish when the given masks are resized to "
+                   f"{work_size[0]}x{work_size[1]}; they are not segmented")
     required = {i for i, name in enumerate(video.frame_names) if name in video.required_names}
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(publish_directory(Path(output) / "Annotations" / video.name))
         scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
                   if args.save_scores else None)
-        masks = {t: resize_mask(m, work_size) for t, m in given.items()}
         stream = segment_video(network, resize_frames(video.frames(), work_size), masks, memory=args.memory,
                                required_frames=required, device=runner.network_device(network), amp=args.amp,
                                **options)
@@ -119,7 +123,7 @@ def run(args):
     videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
     for video in videos:
         reader.given_masks(video)  # and that every given annotation reads as a label map
-    device = runner.resolve_device(args.device)
+    device = runner.resolve_device(args.device, args.amp)
     config = {"benchmark": "youtube", "yv_path": str(args.yv_path), "split": args.split,
               "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None,
               "short_side": args.short_side, "model": str(args.model), "output": str(args.output),

@@ -96,11 +96,13 @@ def resolved_policy_options(args, options):
     return resolved
 
 
-def resolve_device(device):
+def resolve_device(device, amp=False):
+    """The torch device to run on (default: cuda when available); --amp needs CUDA."""
     import torch
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if amp and resolved.type != "cuda":
+        raise argparse.ArgumentTypeError(f"--amp needs a CUDA device, but the run uses {resolved}")
+    return resolved
 
 
 def network_device(network):

@@ -122,6 +122,13 @@ def test_unknown_memory_option_is_rejected_before_any_work(davis_set, tmp_path, 
     assert not (tmp_path / "o").exists()
 
 
+def test_amp_without_cuda_is_rejected_before_any_work(davis_set, tmp_path, checkpoint):
+    message = run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", tmp_path / "o",
+                                      "--amp", "--device", "cpu"])
+    assert message == "error: --amp needs a CUDA device, but the run uses cpu"
+    assert not (tmp_path / "o").exists()
+
+
 # ---------------------------------------------------------------- DAVIS end to end
 def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_path, checkpoint, capsys):
     output = tmp_path / "out"
