@@ -20,7 +20,12 @@ from util.train_distributed import barrier, init_distributed, shutdown_distribut
 from util.train_logger import TrainLogger
 from util.train_recipes import get_recipe
 
-__all__ = ["Trainer", "build_dataset", "weights_path", "state_path"]
+__all__ = ["Trainer", "build_dataset", "lr_at", "weights_path", "state_path"]
+
+
+def lr_at(iteration, base_lr, steps, gamma):
+    """Learning rate used at (0-based) ``iteration``: ``base_lr`` times ``gamma`` per step passed."""
+    return base_lr * gamma ** sum(iteration >= s for s in steps)
 
 
 def weights_path(cfg, iteration):

@@ -1,0 +1,220 @@
+"""train.py: stage defaults, lr schedule, checkpoints, resume equivalence, overfitting, 2-process DDP."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from dataset.sampler import SampleKey
+from model import build_network, load_network
+from model.checkpoint import read_checkpoint
+from util.train_checkpoint import (atomic_save, capture_rng_state, load_training_state, restore_rng_state,
+                                   save_weights)
+from util.train_config import build_parser, resolve_config
+from util.trainer import Trainer, lr_at, state_path, weights_path
+
+SIZE = "32"   # crop size of the runs below (a multiple of 16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Training runs here are tiny: one intra-op thread avoids OpenMP contention on a busy 2-core CI box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
+                    str(root), "--size", "40", "48", "--videos", "2", "--frames", "6", "--images", "2"],
+                   check=True, capture_output=True)
+    return root
+
+
+def config(*flags):
+    return resolve_config(build_parser().parse_args([str(f) for f in flags]))
+
+
+def tiny_run_flags(data_root, save_dir, stage, run_id, iterations):
+    return ["--stage", stage, "--id", run_id, "--save_dir", save_dir, "--size", SIZE, "--batch_size", 1,
+            "--iterations", iterations, "--num_workers", 0, "--no_pretrained", "--no_progress",
+            "--device", "cpu", "--static_root", data_root / "static", "--bl_root", data_root / "BL30K",
+            "--davis_root", data_root / "DAVIS", "--yv_root", data_root / "YouTube"]
+
+
+# ----------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize("stage,data,batch,iterations,steps,single", [
+    (0, "static", 8, 300_000, (150_000,), True),
+    (1, "bl30k", 4, 500_000, (400_000,), False),
+    (2, "main", 4, 300_000, (250_000,), False),
+    (3, "main", 4, 150_000, (125_000,), False),
+])
+def test_stage_defaults_follow_the_paper(stage, data, batch, iterations, steps, single):
+    cfg = config("--stage", stage)
+    assert (cfg.data, cfg.batch_size, cfg.iterations, cfg.steps, cfg.single_object) == (
+        data, batch, iterations, steps, single)
+    assert (cfg.lr, cfg.weight_decay, cfg.gamma, cfg.optimizer) == (1e-5, 1e-7, 0.1, "adam")
+    assert cfg.num_frames == 3 and cfg.max_objects == 2 and cfg.size == 384 and cfg.amp
+    if data == "static":
+        assert cfg.curriculum is None
+    else:
+        last_switch = 0.8 if data == "bl30k" else 0.9
+        assert list(cfg.curriculum["values"]) == [10, 15, 20, 25, 5]
+        assert list(cfg.curriculum["fractions"]) == [0.1, 0.2, 0.3, 0.4, last_switch]
+
+
+def test_flags_override_defaults_and_published_flags_parse():
+    cfg = config("--stage", 3, "--id", "x", "--iterations", 10, "--batch_size", 2, "--lr", 2e-5,
+                 "--steps", 5, 8, "--no_amp", "--load_model", "saves/x/x_checkpoint.pth", "--local_rank", 0,
+                 "--benchmark", "--load_network", "s0.pth")
+    assert (cfg.iterations, cfg.batch_size, cfg.lr, cfg.steps, cfg.amp) == (10, 2, 2e-5, (5, 8), False)
+    assert cfg.resume == "saves/x/x_checkpoint.pth" and cfg.cudnn_benchmark and not cfg.pretrained
+    auto = config("--stage", 1, "--id", "bl", "--save_dir", "runs", "--resume")
+    assert auto.resume == os.path.join("runs", "bl", "bl_checkpoint.pth")
+
+
+def test_help_states_per_process_batch_and_paper_values():
+    text = build_parser().format_help()
+    for phrase in ("PER PROCESS", "1e-5", "1e-7", "150k", "400k", "--no_pretrained", "--no_amp", "384"):
+        assert phrase in text
+
+
+@pytest.mark.parametrize("flags,message", [(["--size", 40], "multiple of 16"),
+                                           (["--iterations", 4, "--stop_at", 9], "--stop_at 9")])
+def test_bad_settings_are_refused(flags, message):
+    with pytest.raises(ValueError, match=message):
+        config(*flags)
+
+
+@pytest.mark.parametrize("stage,iteration,lr", [
+    (0, 0, 1e-5), (0, 149_999, 1e-5), (0, 150_000, 1e-6), (0, 299_999, 1e-6),
+    (1, 399_999, 1e-5), (1, 400_000, 1e-6), (2, 249_999, 1e-5), (2, 250_000, 1e-6),
+    (3, 124_999, 1e-5), (3, 125_000, 1e-6)])
+def test_lr_schedule_at_named_iterations(stage, iteration, lr):
+    cfg = config("--stage", stage)
+    assert lr_at(iteration, cfg.lr, cfg.steps, cfg.gamma) == pytest.approx(lr)
+
+
+def test_optimiser_schedule_matches_lr_at():
+    cfg = config("--stage", 3, "--iterations", 12, "--steps", 5, 9, "--no_pretrained")
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    trainer = Trainer(cfg)
+    optimizer, scheduler = trainer._optimisation(torch.nn.ParameterList(params))
+    for it in range(12):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr_at(it, 1e-5, (5, 9), 0.1))
+        optimizer.step()
+        scheduler.step()
+
+
+# ----------------------------------------------------------------------------- checkpoint files
+def test_atomic_save_never_leaves_a_partial_file(tmp_path):
+    target = tmp_path / "state.pth"
+    atomic_save({"a": torch.ones(2)}, target)
+    with pytest.raises(Exception):
+        atomic_save({"bad": lambda: None}, target)      # cannot be pickled: fails mid-save
+    assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pth"]
+
+
+def test_rng_states_round_trip():
+    state = capture_rng_state()
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.rand(5), np.random.rand(5)
+    restore_rng_state(state)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_load_network_gives_a_stage0_file_an_orthogonal_fifth_channel(tmp_path):
+    torch.manual_seed(0)
+    stage0 = build_network(single_object=True)
+    path = save_weights(stage0, tmp_path / "s0.pth")
+    cfg = config("--stage", 3, "--no_pretrained", "--load_network", path, "--device", "cpu")
+    network = Trainer(cfg)._build_network(torch.device("cpu"))
+    old = stage0.state_dict()["value_encoder.conv1.weight"]
+    new = network.state_dict()["value_encoder.conv1.weight"]
+    assert new.shape[1] == 5 and torch.equal(new[:, :4], old)
+    assert new[:, 4].abs().sum() > 0                   # not the zero padding used for evaluation
+    flat = new[:, 4].flatten(1)
+    gram = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+    assert torch.allclose(gram, torch.eye(gram.shape[0]), atol=1e-4)
+    assert torch.equal(network.state_dict()["decoder.pred.weight"], stage0.state_dict()["decoder.pred.weight"])
+
+
+# ----------------------------------------------------------------------------- runs
+def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    straight = config(*tiny_run_flags(data_root, tmp_path / "a", 3, "run", 4), "--log_every", 2,
+                      "--checkpoint_every", 100)
+    history = Trainer(straight, record_history=True).run()
+    first = config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4), "--log_every", 2, "--stop_at", 2)
+    first_history = Trainer(first, record_history=True).run()
+    assert not weights_path(first, 4).exists() and state_path(first).exists()
+    resumed = config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4), "--log_every", 2, "--resume")
+    second_history = Trainer(resumed, record_history=True).run()
+    np.testing.assert_allclose(first_history + second_history, history, rtol=1e-5)
+
+    a = read_checkpoint(weights_path(straight, 4))
+    b = read_checkpoint(weights_path(resumed, 4))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-7, msg=name)
+    # the files load as documented: weights with model.load_network, the state weights-only
+    load_network(weights_path(resumed, 4))
+    state = load_training_state(state_path(resumed))
+    assert state["iteration"] == 4 and state["config"]["iterations"] == 4
+    load_network(state_path(resumed))
+    assert (tmp_path / "b" / "run" / "config.json").exists()
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "b" / "run").iterdir())
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4))).run()
+
+
+def test_training_overfits_one_synthetic_video(tmp_path):
+    from dataset.synthetic import SyntheticVideo
+    from dataset.vos_dataset import VOSTrainDataset
+    from util.palette import write_label_png
+    from PIL import Image
+    video = SyntheticVideo(seed=11, height=32, width=32, num_objects=2, length=4)
+    for t in range(4):
+        rgb, labels = video.frame(t)
+        (tmp_path / "JPEGImages" / "v").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "Annotations" / "v").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(tmp_path / "JPEGImages" / "v" / f"{t:05d}.jpg", quality=100)
+        write_label_png(tmp_path / "Annotations" / "v" / f"{t:05d}.png", labels)
+    clip = VOSTrainDataset(tmp_path / "JPEGImages", tmp_path / "Annotations", size=32)[SampleKey(0, (0,), 5)]
+
+    class OneClip:
+        """The same augmented 3-frame clip of the video at every iteration."""
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, key):
+            return clip
+
+    cfg = config("--stage", 3, "--id", "overfit", "--save_dir", tmp_path / "runs", "--size", 32,
+                 "--batch_size", 1, "--iterations", 16, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
+                 "--no_progress", "--device", "cpu", "--log_every", 8)
+    history = Trainer(cfg, dataset=OneClip(), record_history=True).run()
+    start, end = np.mean(history[:4]), np.mean(history[-4:])
+    assert end < 0.5 * start, history
+
+
+def test_two_process_gloo_run_of_every_stage(data_root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    stage_inits = [(0, None), (1, "s0"), (2, "s1"), (3, "s0")]
+    for stage, init in stage_inits:
+        flags = tiny_run_flags(data_root, tmp_path, stage, f"s{stage}", 2)
+        if init:
+            flags += ["--load_network", tmp_path / init / f"{init}_2.pth"]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(REPO / "train.py")] + [str(f) for f in flags]
+        done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "2 process(es), 2 clips per iteration" in done.stdout
+        network = load_network(tmp_path / f"s{stage}" / f"s{stage}_2.pth")
+        assert network.value_encoder.conv1.weight.shape[1] == 5
