@@ -62,7 +62,8 @@ class ScoreTable:
                 for obj in self.objects]
 
 
-def _read(path, what):
+def read_labels(path, what):
+    """Label map of a PNG; EvaluationError naming the file (``what``: ground truth / result)."""
     try:
         return read_label_png(path)[0]
     except LabelImageError as error:
@@ -82,17 +83,17 @@ def score_sequence(name, gt_paths, result_folder, merge_objects=False):
     result_folder = Path(result_folder)
     if not result_folder.is_dir():
         raise EvaluationError(f"{result_folder}: result folder of sequence {name} is missing")
-    first = _ground_truth(_read(gt_paths[0], "ground truth"), merge_objects)
+    first = _ground_truth(read_labels(gt_paths[0], "ground truth"), merge_objects)
     num_objects = int(first.max(initial=0))
     scorer = FrameScorer(num_objects, *first.shape)
     j_rows, f_rows = [], []
     for gt_path in gt_paths[1:-1]:
-        gt = _ground_truth(_read(gt_path, "ground truth"), merge_objects)
+        gt = _ground_truth(read_labels(gt_path, "ground truth"), merge_objects)
         result_path = result_folder / (Path(gt_path).stem + ".png")
         if not result_path.is_file():
             raise EvaluationError(f"{result_path}: result of sequence {name} frame {Path(gt_path).stem} "
                                   f"is missing")
-        pred = _read(result_path, "result")
+        pred = read_labels(result_path, "result")
         if merge_objects:
             pred = (pred != 0).astype(np.uint8)
         if pred.shape != gt.shape:
@@ -119,7 +120,13 @@ def _ground_truth(labels, merge_objects):
 
 def evaluate_davis(results, davis_root, split="val", year=2017, resolution="480p", sequences=None,
                    workers=None):
-    """ScoreTable of the result folder ``results`` (``<seq>/<frame>.png``) against a DAVIS split."""
+    """ScoreTable of the result folder ``results`` (``<seq>/<frame>.png``) against a DAVIS split.
+
+    Old ``global_results-<split>.csv`` / ``per-sequence_results-<split>.csv`` in ``results`` are deleted
+    first, so a failed evaluation never leaves a stale table that looks current.
+    """
+    from .tables import davis_csv_paths, remove_files
+    remove_files(davis_csv_paths(results, split))  # never leave an old table next to new results
     reader = DavisReader(davis_root, split=split, year=year, resolution=resolution)
     names = reader.sequences if sequences is None else list(sequences)
     jobs = []

@@ -14,7 +14,7 @@ from .davis import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
 TOOLKIT_DECIMALS = 3
 
 
-def _csv_text(columns, rows, decimals):
+def csv_text(columns, rows, decimals):
     lines = [",".join(columns)]
     for row in rows:
         lines.append(",".join(row[c] if isinstance(row[c], str) else f"{row[c]:.{decimals}f}"
@@ -22,19 +22,28 @@ def _csv_text(columns, rows, decimals):
     return "\n".join(lines) + "\n"
 
 
+def davis_csv_paths(folder, split="val"):
+    """(global, per-sequence) CSV paths of a result folder, named as the toolkit names them."""
+    folder = Path(folder)
+    return folder / f"global_results-{split}.csv", folder / f"per-sequence_results-{split}.csv"
+
+
+def remove_files(paths):
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
 def write_davis_csvs(table, folder, split="val", decimals=TOOLKIT_DECIMALS):
     """Write both CSVs into ``folder``; returns (global path, per-sequence path)."""
-    folder = Path(folder)
-    global_path = folder / f"global_results-{split}.csv"
-    sequence_path = folder / f"per-sequence_results-{split}.csv"
-    for path, text in ((global_path, _csv_text(GLOBAL_COLUMNS, [table.global_row()], decimals)),
-                       (sequence_path, _csv_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals))):
+    global_path, sequence_path = davis_csv_paths(folder, split)
+    for path, text in ((global_path, csv_text(GLOBAL_COLUMNS, [table.global_row()], decimals)),
+                       (sequence_path, csv_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals))):
         with atomic_file(path) as temporary:
             temporary.write_text(text)
     return global_path, sequence_path
 
 
-def _aligned(columns, rows, decimals):
+def aligned_text(columns, rows, decimals):
     cells = [list(columns)] + [[row[c] if isinstance(row[c], str) else f"{row[c]:.{decimals}f}"
                                 for c in columns] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -44,6 +53,6 @@ def _aligned(columns, rows, decimals):
 def format_table(table, split="val", decimals=TOOLKIT_DECIMALS):
     """The global table and the per-object table as printable text."""
     return (f"--------------------------- Global results for {split} ---------------------------\n"
-            f"{_aligned(GLOBAL_COLUMNS, [table.global_row()], decimals)}\n\n"
+            f"{aligned_text(GLOBAL_COLUMNS, [table.global_row()], decimals)}\n\n"
             f"---------- Per sequence results for {split} ----------\n"
-            f"{_aligned(SEQUENCE_COLUMNS, table.sequence_rows(), decimals)}\n")
+            f"{aligned_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals)}\n")

@@ -16,9 +16,9 @@ import numpy as np
 
 from util.palette import atomic_file
 
-from .davis import EvaluationError, _read
+from .davis import EvaluationError, read_labels
 from .metrics import FrameScorer
-from .tables import TOOLKIT_DECIMALS, _aligned, _csv_text
+from .tables import TOOLKIT_DECIMALS, aligned_text, csv_text, remove_files
 
 YOUTUBE_COLUMNS = ("Overall", "J-Seen", "F-Seen", "J-Unseen", "F-Unseen")
 OBJECT_COLUMNS = ("Object", "Seen", "J-Mean", "F-Mean")
@@ -78,6 +78,7 @@ def evaluate_youtube(results, yv_root, split="valid"):
         raise EvaluationError(f"{gt_root}: full ground truth is missing (only synthetic sets ship it; "
                               f"real YouTubeVOS results are scored by the benchmark server)")
     results = Path(results)
+    remove_files(youtube_csv_paths(results, split))  # never leave an old table next to new results
     result_root = results / "Annotations" if (results / "Annotations").is_dir() else results
     seen_categories = _seen_categories(root)
     objects = []
@@ -101,7 +102,7 @@ def _score_video(video, meta_objects, gt_dir, result_dir, seen_categories):
         result_path = result_dir / gt_path.name
         if not result_path.is_file():
             raise EvaluationError(f"{result_path}: result of video {video} frame {gt_path.stem} is missing")
-        gt, pred = _read(gt_path, "ground truth"), _read(result_path, "result")
+        gt, pred = read_labels(gt_path, "ground truth"), read_labels(result_path, "result")
         if pred.shape != gt.shape:
             raise EvaluationError(f"{result_path}: result is {pred.shape[0]}x{pred.shape[1]} but the ground "
                                   f"truth {gt_path} is {gt.shape[0]}x{gt.shape[1]}")
@@ -123,13 +124,16 @@ def _score_video(video, meta_objects, gt_dir, result_dir, seen_categories):
     return out
 
 
+def youtube_csv_paths(folder, split="valid"):
+    folder = Path(folder)
+    return folder / f"youtube_results-{split}.csv", folder / f"youtube_per-object_results-{split}.csv"
+
+
 def write_youtube_csvs(table, folder, split="valid", decimals=TOOLKIT_DECIMALS):
     """``youtube_results-<split>.csv`` (Overall, J/F seen/unseen) and the per-object CSV; returns paths."""
-    folder = Path(folder)
-    global_path = folder / f"youtube_results-{split}.csv"
-    object_path = folder / f"youtube_per-object_results-{split}.csv"
-    for path, text in ((global_path, _csv_text(YOUTUBE_COLUMNS, [table.global_row()], decimals)),
-                       (object_path, _csv_text(OBJECT_COLUMNS, table.object_rows(), decimals))):
+    global_path, object_path = youtube_csv_paths(folder, split)
+    for path, text in ((global_path, csv_text(YOUTUBE_COLUMNS, [table.global_row()], decimals)),
+                       (object_path, csv_text(OBJECT_COLUMNS, table.object_rows(), decimals))):
         with atomic_file(path) as temporary:
             temporary.write_text(text)
     return global_path, object_path
@@ -137,5 +141,5 @@ def write_youtube_csvs(table, folder, split="valid", decimals=TOOLKIT_DECIMALS):
 
 def format_youtube_table(table, split="valid", decimals=TOOLKIT_DECIMALS):
     return (f"----------------- YouTubeVOS-style results for {split} -----------------\n"
-            f"{_aligned(YOUTUBE_COLUMNS, [table.global_row()], decimals)}\n\n"
-            f"{_aligned(OBJECT_COLUMNS, table.object_rows(), decimals)}\n")
+            f"{aligned_text(YOUTUBE_COLUMNS, [table.global_row()], decimals)}\n\n"
+            f"{aligned_text(OBJECT_COLUMNS, table.object_rows(), decimals)}\n")

@@ -58,8 +58,9 @@ def load_each_checkpoint_once(monkeypatch):
 
 @pytest.fixture(scope="module")
 def davis_set(tmp_path_factory):
+    """Two val videos with two objects each (seed 5), one test-dev video; 3 frames of 64x96."""
     root = tmp_path_factory.mktemp("davis")
-    write_synthetic_davis(root, seed=0, num_train=0, num_val=2, num_test_dev=1, length=3, height=HEIGHT,
+    write_synthetic_davis(root, seed=5, num_train=0, num_val=2, num_test_dev=1, length=3, height=HEIGHT,
                           width=WIDTH, max_objects=2)
     return root
 
@@ -155,7 +156,7 @@ def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_p
     assert global_rows[0] == ",".join(GLOBAL_COLUMNS) and len(global_rows) == 2
     sequence_rows = (output / "per-sequence_results-val.csv").read_text().splitlines()
     assert sequence_rows[0] == "Sequence,J-Mean,F-Mean"
-    expected = [f"{v}_{k}" for v in videos for k in range(1, read_png(annotations / v / "00000.png")[2].max() + 1)]
+    expected = ["val-shapes-00_1", "val-shapes-00_2", "val-shapes-01_1", "val-shapes-01_2"]
     assert [row.split(",")[0] for row in sequence_rows[1:]] == expected
     config = json.loads((output / "eval_config.json").read_text())
     assert config["memory"] == "every5" and config["memory_options"]["mem_every"] == 5
@@ -170,13 +171,16 @@ def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_p
 
 
 def test_eval_davis_2016_merges_objects_and_testdev_is_not_scored(davis_set, tmp_path, checkpoint, capsys):
+    root = copy_of(davis_set, tmp_path)
+    (root / "trainval" / "ImageSets" / "2016" / "val.txt").write_text("val-shapes-01\n")  # its own image set
     output = tmp_path / "d16"
-    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,
+    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", root, "--output", output,
                                    "--year", "2016", "--mem_every", "2"]) is None
-    for png in (output / "val-shapes-00").iterdir():
+    assert not (output / "val-shapes-00").exists()
+    for png in (output / "val-shapes-01").iterdir():
         assert set(np.unique(read_png(png)[2])) <= {0, 1}
     rows = (output / "per-sequence_results-val.csv").read_text().splitlines()[1:]
-    assert [r.split(",")[0] for r in rows] == ["val-shapes-00_1", "val-shapes-01_1"]
+    assert [r.split(",")[0] for r in rows] == ["val-shapes-01_1"]
     assert json.loads((output / "eval_config.json").read_text())["memory_options"]["mem_every"] == 2
 
     output = tmp_path / "td"
@@ -310,6 +314,7 @@ def test_evaluate_script_reports_missing_results_clearly(davis_set, tmp_path):
     evaluate = load_script("evaluate")
     results = tmp_path / "results"
     shutil.copytree(davis_set / "trainval" / "Annotations" / "480p" / "val-shapes-00", results / "val-shapes-00")
+    (results / "global_results-val.csv").write_text("J&F-Mean\n0.999\n")  # a stale table from an old run
     with pytest.raises(SystemExit, match=r"results/val-shapes-01: result folder of sequence val-shapes-01 is missing"):
         evaluate.main(["--results", str(results), "--gt", str(davis_set)])
-    assert not (results / "global_results-val.csv").exists()
+    assert not (results / "global_results-val.csv").exists(), "a stale table must not survive a failed run"
