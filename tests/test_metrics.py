@@ -340,3 +340,57 @@ def test_davis_sized_result_set_evaluates_in_seconds(tmp_path, request):
     elapsed = time.perf_counter() - start
     print(f"30 sequences x 70 frames x 480p, {len(table.objects)} objects: {elapsed:.1f} s")
     assert elapsed < 30
+
+
+# ---------------------------------------------------------------- YouTubeVOS-style scores
+def test_youtube_scores_count_frames_after_each_first_mask_and_split_seen_unseen(tmp_path):
+    import json
+    from evaluation.youtube import evaluate_youtube, write_youtube_csvs
+    shape = (12, 16)
+    frames = ["00000", "00005", "00010"]
+    gt = []
+    for t in range(3):
+        labels = np.zeros(shape, np.uint8)
+        labels[1:5, 1:5] = 3                       # seen category, given at 00000
+        if t >= 1:
+            labels[7:11, 8:14] = 7                 # unseen category, given at 00005
+        gt.append(labels)
+    meta = {"videos": {"v": {"objects": {
+        "3": {"category": "cat", "frames": frames},
+        "7": {"category": "zebra", "frames": frames[1:]}}}}}
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "valid" / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "meta.json").write_text(json.dumps(
+        {"videos": {"t": {"objects": {"1": {"category": "cat", "frames": ["00000"]}}}}}))
+    results = []
+    for t, labels in enumerate(gt):
+        out = labels.copy()
+        if t == 0:
+            out[:] = 0                             # wrong on the given frame: not scored
+        if t == 2:
+            out[out == 7] = 0                      # object 7 missed on 00010
+        results.append(out)
+    for t, name in enumerate(frames):
+        write_label_png(tmp_path / "valid_gt" / "Annotations" / "v" / f"{name}.png", gt[t])
+        write_label_png(tmp_path / "res" / "Annotations" / "v" / f"{name}.png", results[t])
+    table = evaluate_youtube(tmp_path / "res", tmp_path, split="valid")
+    by_name = {o.name: o for o in table.objects}
+    assert by_name["v_3"].seen and by_name["v_3"].j.tolist() == [1.0, 1.0]   # 00005, 00010
+    assert not by_name["v_7"].seen and by_name["v_7"].j.tolist() == [0.0]   # 00010 only
+    row = table.global_row()
+    assert (row["J-Seen"], row["F-Seen"], row["J-Unseen"], row["F-Unseen"]) == (1.0, 1.0, 0.0, 0.0)
+    assert row["Overall"] == 0.5
+    global_csv, object_csv = write_youtube_csvs(table, tmp_path / "res", "valid")
+    assert global_csv.read_text().splitlines() == ["Overall,J-Seen,F-Seen,J-Unseen,F-Unseen",
+                                                   "0.500,1.000,1.000,0.000,0.000"]
+    assert object_csv.read_text().splitlines()[1:] == ["v_3,yes,1.000,1.000", "v_7,no,0.000,0.000"]
+
+
+def test_youtube_scores_need_the_synthetic_ground_truth(tmp_path):
+    import json
+    from evaluation.youtube import evaluate_youtube
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "valid" / "meta.json").write_text(json.dumps({"videos": {}}))
+    with pytest.raises(EvaluationError, match=r"valid_gt/Annotations: full ground truth is missing"):
+        evaluate_youtube(tmp_path / "res", tmp_path, split="valid")
