@@ -11,6 +11,7 @@ from .training import train_forward
 
 # STCN is the fallback architecture; RDE and SWEM register with a predicate on their own keys.
 register_architecture("stcn", build=lambda single_object=False: STCN(single_object))
+from . import swem  # noqa: E402,F401  (registers "swem")
 from .rde import RDE  # noqa: E402  (registers the "rde" architecture)
 
 __all__ = ["STCN", "KeyFeatures", "CheckpointError", "aggregate", "aggregate_logits", "build_network",
