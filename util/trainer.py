@@ -20,7 +20,7 @@ from util.train_distributed import barrier, init_distributed, shutdown_distribut
 from util.train_logger import TrainLogger
 from util.train_recipes import get_recipe
 
-__all__ = ["Trainer", "build_dataset", "lr_at", "weights_path", "state_path"]
+__all__ = ["Trainer", "build_dataset", "lr_at", "training_step", "weights_path", "state_path"]
 
 
 def lr_at(iteration, base_lr, steps, gamma):
@@ -48,6 +48,19 @@ def build_dataset(cfg):
     if cfg.data == "main":
         return main_training_dataset(cfg.davis_root, cfg.yv_root, davis_repeat=cfg.davis_repeat, **common)
     raise ValueError(f"unknown training data {cfg.data!r}")
+
+
+def training_step(recipe, step_module, batch, iteration, optimizer, scaler, amp):
+    """One optimisation step on a batch already on the device: forward, losses, backward, update."""
+    device_type = batch["rgb"].device.type
+    with torch.autocast(device_type=device_type, enabled=amp):
+        outputs = step_module(batch["rgb"], batch["labels"], batch["selector"])
+        losses = recipe.losses(outputs, batch, iteration)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["total_loss"]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return losses, outputs
 
 
 def _to_device(batch, device):
@@ -168,13 +181,8 @@ class Trainer:
             for batch in loader:
                 batch = _to_device(batch, device)
                 lr = optimizer.param_groups[0]["lr"]
-                with torch.autocast(device_type=device.type, enabled=amp):
-                    outputs = step_module(batch["rgb"], batch["labels"], batch["selector"])
-                    losses = self.recipe.losses(outputs, batch, iteration)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["total_loss"]).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                losses, outputs = training_step(self.recipe, step_module, batch, iteration, optimizer,
+                                                scaler, amp)
                 scheduler.step()
                 iteration += 1
                 if self.record_history:

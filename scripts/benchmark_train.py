@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Training-step throughput and peak memory, as a table.
+
+    python scripts/benchmark_train.py --stage 0 3 --batch_size 4 8 --size 384
+    python scripts/benchmark_train.py --device cpu --size 64 --batch_size 1 --iterations 3
+
+Each row runs the real training step of ``train.py`` (recipe forward, losses, backward, optimizer
+update; AMP on CUDA unless --no_amp) on synthetic clips from ``dataset.synthetic`` held on the
+device, so data loading is not measured. Batch size is per process. Peak memory: CUDA
+``max_memory_allocated`` on a GPU, the process's peak resident set size on the CPU.
+"""
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataset.synthetic import SyntheticVideo  # noqa: E402
+from model import normalize_image  # noqa: E402
+from util.train_recipes import RECIPES, get_recipe  # noqa: E402
+from util.trainer import training_step  # noqa: E402
+
+
+def synthetic_batch(batch_size, num_frames, size, single_object, device, seed=0):
+    rgbs, labels = [], []
+    for b in range(batch_size):
+        video = SyntheticVideo(seed=seed + b, height=size, width=size, num_objects=1 if single_object else 2,
+                               length=num_frames)
+        frames = [video.frame(t) for t in range(num_frames)]
+        rgbs.append(np.stack([f[0] for f in frames]))
+        labels.append(np.stack([f[1] for f in frames]))
+    rgb = torch.from_numpy(np.stack(rgbs)).permute(0, 1, 4, 2, 3).float().div(255)
+    selector = torch.tensor([[1.0, 0.0 if single_object else 1.0]]).repeat(batch_size, 1)
+    return {"rgb": normalize_image(rgb).to(device), "labels": torch.from_numpy(np.stack(labels)).long().to(device),
+            "selector": selector.to(device)}
+
+
+def peak_memory_mib(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+
+
+def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
+    recipe = get_recipe(model)
+    defaults = recipe.stage_defaults(stage)
+    torch.manual_seed(0)
+    network = recipe.build_network(defaults.single_object, pretrained=False).to(device)
+    recipe.set_train_mode(network)
+    step_module = recipe.training_module(network)
+    optimizer = torch.optim.Adam(network.parameters(), lr=defaults.lr, weight_decay=defaults.weight_decay)
+    use_amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    batch = synthetic_batch(batch_size, recipe.num_frames, size, defaults.single_object, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for it in range(warmup):
+        training_step(recipe, step_module, batch, it, optimizer, scaler, use_amp)
+    sync()
+    start = time.perf_counter()
+    for it in range(iterations):
+        losses, _ = training_step(recipe, step_module, batch, it, optimizer, scaler, use_amp)
+    sync()
+    seconds = time.perf_counter() - start
+    return {"model": model, "stage": stage, "batch": batch_size, "size": size, "amp": use_amp,
+            "it/s": iterations / seconds, "clips/s": iterations * batch_size / seconds,
+            "peak MiB": peak_memory_mib(device), "loss": float(losses["total_loss"])}
+
+
+def format_table(rows):
+    columns = ["model", "stage", "batch", "size", "amp", "it/s", "clips/s", "peak MiB"]
+    cells = [[f"{r[c]:.2f}" if isinstance(r[c], float) and c != "peak MiB" else
+              (f"{r[c]:.0f}" if c == "peak MiB" else str(r[c])) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
+    return "\n".join([line, rule] + body)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="stcn", choices=sorted(RECIPES))
+    parser.add_argument("--stage", type=int, nargs="+", default=[3], help="stages to measure (default 3)")
+    parser.add_argument("--batch_size", type=int, nargs="+", default=[4],
+                        help="clips per process (STCN: 8 for stage 0, 4 otherwise)")
+    parser.add_argument("--size", type=int, nargs="+", default=[384], help="crop size (paper: 384)")
+    parser.add_argument("--iterations", type=int, default=20, help="timed iterations per row")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no_amp", action="store_true", help="full precision on CUDA (AMP is the default)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    rows = []
+    for stage in args.stage:
+        for batch_size in args.batch_size:
+            for size in args.size:
+                if size % 16:
+                    parser.error(f"--size {size} must be a multiple of 16")
+                rows.append(measure(args.model, stage, batch_size, size, args.iterations, args.warmup, device,
+                                    not args.no_amp))
+                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\n{name}, torch {torch.__version__}, batch size per process\n{format_table(rows)}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
