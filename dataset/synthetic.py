@@ -17,9 +17,15 @@ Label ids default to 1..num_objects; pass ``object_ids=(3, 7)`` for non-consecut
 ``min_visible_fraction`` of the frame at its first frame, so a first-frame annotation always holds
 it (at frame 0 for the DAVIS protocol; at its own first frame for YouTubeVOS).
 """
+import json
 import math
+import shutil
+from pathlib import Path
 
+import cv2
 import numpy as np
+
+from util.palette import write_label_png
 
 SHAPES = ("ellipse", "rectangle", "triangle")
 VOID_LABEL = 255  # DAVIS marks void pixels with 255, so it cannot be an object id
@@ -274,15 +280,12 @@ YOUTUBE_ANNOTATION_STEP = 5  # YouTubeVOS annotates (and ships in JPEGImages) ev
 
 
 def _write_jpeg(path, rgb):
-    import cv2
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95]):
         raise OSError(f"{path}: could not write the frame")
 
 
 def _fresh_root(root, overwrite):
-    import shutil
-    from pathlib import Path
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not overwrite:
@@ -299,7 +302,6 @@ def write_synthetic_davis(root, seed=0, num_train=2, num_val=2, num_test_dev=1, 
     DAVIS palette, every frame), trainval/ImageSets/2016|2017/train.txt|val.txt, and test-dev/ with
     the first annotation only and ImageSets/2017/test-dev.txt. Every object is in frame 0.
     """
-    from util.palette import write_label_png
     root = _fresh_root(root, overwrite)
     rng = np.random.default_rng([seed, 2017])
     splits = {"train": num_train, "val": num_val, "test-dev": num_test_dev}
@@ -341,8 +343,6 @@ def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, h
     objects have non-consecutive ids, and the second object onwards may enter at a later 5th frame
     (the first valid video always has one that does, given max_objects >= 2 and length > 5).
     """
-    import json
-    from util.palette import write_label_png
     root = _fresh_root(root, overwrite)
     rng = np.random.default_rng([seed, 2018])
     sparse = list(range(0, length, YOUTUBE_ANNOTATION_STEP))
