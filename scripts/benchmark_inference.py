@@ -1,0 +1,94 @@
+"""Inference speed and peak memory of ``segment_video`` on a synthetic video, as a table.
+
+    python scripts/benchmark_inference.py                      # 10 frames, 480x854, 2 objects, every5
+    python scripts/benchmark_inference.py --policies every5 lfu lfu:capacity=4 --length 100
+
+Frames/s counts frame encoding, read-out, decoding, aggregation and the numpy output of every frame,
+with the network already built (synthetic weights, ``model.build_network``) and the synthetic frames'
+rendering left out. Each policy runs in a fresh process, so its peak RSS (model included) is its own.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from util.benchmark import (TimedIterator, environment_line, mib, parse_policy_spec, peak_rss_bytes,  # noqa: E402
+                            run_isolated, set_threads, synthetic_clip)
+
+
+def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0):
+    """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements."""
+    import torch
+
+    from inference import segment_video
+    from model import build_network
+
+    set_threads(threads)
+    name, options = parse_policy_spec(spec)
+    torch.manual_seed(seed)
+    network = build_network().eval()
+    if warmup:
+        frames, mask = synthetic_clip(warmup, height, width, objects, seed=seed + 1)
+        for _ in segment_video(network, frames, mask, memory=name, **options):
+            pass
+    frames, mask = synthetic_clip(length, height, width, objects, seed=seed)
+    timed = TimedIterator(frames)
+    count = 0
+    start = time.perf_counter()
+    for probs in segment_video(network, timed, mask, memory=name, **options):
+        count += probs is not None
+    seconds = time.perf_counter() - start - timed.seconds
+    return {"policy": spec, "frames": count, "height": height, "width": width, "objects": objects,
+            "seconds": seconds, "fps": count / seconds, "peak_rss_mib": mib(peak_rss_bytes())}
+
+
+def table(rows):
+    lines = ["| policy | frames | size | objects | s/frame | frames/s | peak RSS (MiB) |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['policy']} | {r['frames']} | {r['height']}x{r['width']} | {r['objects']} | "
+                     f"{r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | {r['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policies", nargs="+", default=["every5"],
+                        help="memory policies, optionally with options: every5, lfu, lfu:capacity=4, "
+                             "every5:max_frames=10 (default: every5)")
+    parser.add_argument("--length", type=int, default=10, help="frames in the video (default 10)")
+    parser.add_argument("--height", type=int, default=480, help="frame height (default 480)")
+    parser.add_argument("--width", type=int, default=854, help="frame width (default 854)")
+    parser.add_argument("--objects", type=int, default=2, help="objects in the video (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the video")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="frames of a separate clip segmented first, untimed (default 0)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per policy; the fastest is kept")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure in this process (peak RSS is then the maximum so far)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for spec in args.policies:
+        parse_policy_spec(spec)   # fail on a malformed spec before anything runs
+    rows = []
+    for spec in args.policies:
+        runs = []
+        for _ in range(args.repeat):
+            call = (measure, spec, args.length, args.height, args.width, args.objects, args.seed,
+                    args.threads, args.warmup)
+            runs.append(call[0](*call[1:]) if args.in_process else run_isolated(*call))
+        rows.append(max(runs, key=lambda r: r["fps"]))
+        print(f"{spec}: {rows[-1]['fps']:.3f} frames/s", file=sys.stderr)
+    print(environment_line() if args.threads is None else f"{environment_line()} (requested {args.threads})")
+    print(table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

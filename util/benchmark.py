@@ -1,0 +1,135 @@
+"""Shared helpers of the benchmark scripts: lazily generated synthetic clips, timing that leaves frame
+generation out, resident-memory readings, and one run per fresh process so peak memory is per run.
+
+Peak RSS is the kernel's high-water mark of the process (``VmHWM``); a fresh process per measured run
+(``run_isolated``) makes it belong to that run only, model loading included.
+"""
+import multiprocessing
+import os
+import resource
+import sys
+import time
+
+import psutil
+
+
+def current_rss_bytes():
+    """Resident set size of this process now."""
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss_bytes():
+    """High-water mark of this process's resident set size (Linux ``VmHWM``, else ``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024   # bytes on macOS, KiB on Linux
+
+
+def mib(num_bytes):
+    return num_bytes / 2 ** 20
+
+
+class TimedIterator:
+    """Wraps an iterable and adds up the seconds spent producing its items (``seconds``), so a
+    consumer's throughput can leave the producer out (e.g. rendering of synthetic frames)."""
+
+    def __init__(self, iterable):
+        self._iterator = iter(iterable)
+        self.seconds = 0.0
+        self.count = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        try:
+            item = next(self._iterator)
+        finally:
+            self.seconds += time.perf_counter() - start
+        self.count += 1
+        return item
+
+
+def synthetic_clip(length, height, width, num_objects, seed=0):
+    """(lazy RGB frame iterator, frame-0 label map) of a seeded synthetic video; DAVIS protocol."""
+    from dataset.synthetic import SyntheticVideo
+
+    video = SyntheticVideo(seed=seed, height=height, width=width, num_objects=num_objects, length=length)
+    return video.frames(), video.labels(0)
+
+
+def parse_policy_spec(spec):
+    """'every5' or 'every5:max_frames=10,top_k=20' -> (policy name, {option: int/float/bool/str})."""
+    name, _, rest = spec.partition(":")
+    if not name:
+        raise ValueError(f"empty policy name in {spec!r}")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"policy option {item!r} in {spec!r} is not key=value")
+        options[key] = _parse_value(value)
+    return name, options
+
+
+def _parse_value(text):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _child(queue, fn, args, kwargs):
+    try:
+        queue.put(("ok", fn(*args, **kwargs)))
+    except BaseException as exc:  # report any failure to the parent instead of hanging it
+        import traceback
+        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def run_isolated(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` in a fresh (spawned) Python process and return its result, so the
+    process's peak RSS belongs to that call alone. ``fn`` must be importable (module level)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, fn, args, kwargs))
+    process.start()
+    try:
+        status, payload = queue.get()
+    finally:
+        process.join()
+    if status != "ok":
+        raise RuntimeError(f"isolated run of {getattr(fn, '__name__', fn)} failed:\n{payload}")
+    return payload
+
+
+def set_threads(threads):
+    """torch intra-op threads (None: leave torch's default, which is one per core)."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def environment_line():
+    import torch
+
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2 ** 30:.0f} GiB RAM")
