@@ -1,0 +1,231 @@
+"""RDE-VOS training: mask perturbation, the three losses, the 5-frame STM/SAM forward, train.py --model rde."""
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import REPO
+from dataset.mask_perturbation import IOU_RANGE, iou, perturb_mask, perturb_objects
+from dataset.synthetic import SyntheticVideo
+from model import RDE, STCN, build_network, load_network, normalize_image
+from model.rde_losses import (channel_kl, frame_weights, mask_consistency_loss, segmentation_loss,
+                              unbiased_guidance_loss)
+from model.rde_training import rde_train_forward
+from util.rde_recipe import RDERecipe
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny training runs: one intra-op thread avoids OpenMP contention on a busy 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _clip(seed, size=32, frames=5, objects=2):
+    video = SyntheticVideo(seed=seed, height=size, width=size, num_objects=objects, length=frames)
+    rgb, labels = zip(*(video.frame(t) for t in range(frames)))
+    rgb = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255
+    return normalize_image(rgb), torch.from_numpy(np.stack(labels)).long()
+
+
+# --- mask perturbation ---------------------------------------------------------------------------------
+
+def test_mask_perturbation_reaches_its_iou_target():
+    yy, xx = np.mgrid[:128, :128]
+    disc = (yy - 64) ** 2 + (xx - 60) ** 2 < 40 ** 2
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(40):
+        target = rng.uniform(*IOU_RANGE)
+        perturbed = perturb_mask(disc, target, rng)
+        gaps.append(target - iou(perturbed, disc))
+    assert min(gaps) > 0                       # always below its target ...
+    assert np.mean(gaps) < 0.1                 # ... and stopped soon after crossing it
+    assert not perturb_mask(np.zeros((16, 16), bool), 0.9, rng).any()     # empty stays empty
+
+    labels = SyntheticVideo(seed=5, height=96, width=96, num_objects=2, length=1).labels(0)
+    masks, target = perturb_objects(labels, 2, np.random.default_rng(1))
+    assert masks.shape == (2, 96, 96) and IOU_RANGE[0] <= target < IOU_RANGE[1]
+    assert all(iou(masks[k], labels == k + 1) < target for k in range(2))
+
+
+# --- losses on hand-made tensors --------------------------------------------------------------------------
+
+def test_frame_weights_halve_the_running_total():
+    assert frame_weights(4) == [1 / 16, 1 / 8, 1 / 4, 1 / 2]
+    assert frame_weights(2) == [1 / 4, 1 / 2]
+    # two frames of 2-class logits on a 1x2 image: CE per frame by hand
+    logits = [torch.tensor([[[[0.0, 0.0]], [[0.0, math.log(3)]]]]), torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]]])]
+    labels = torch.tensor([[[[0, 0]], [[1, 1]], [[0, 1]]]])                 # B=1, T=3, 1x2
+    ce1 = (math.log(2) + -math.log(3 / 4)) / 2
+    ce2 = (-math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(2)) / 2
+    total, frames, p = segmentation_loss(logits, labels, iteration=0)
+    assert p == 1.0
+    assert frames[0].item() == pytest.approx(ce1, rel=1e-6) and frames[1].item() == pytest.approx(ce2, rel=1e-6)
+    assert total.item() == pytest.approx(ce1 / 4 + ce2 / 2, rel=1e-6)
+
+
+def test_channel_kl_is_the_element_mean_of_kldivloss():
+    teacher = torch.tensor([0.0, math.log(3)]).view(1, 2, 1, 1)            # p = (1/4, 3/4)
+    student = torch.zeros(1, 2, 1, 1)                                         # q = (1/2, 1/2)
+    kl = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    assert channel_kl(teacher, student).item() == pytest.approx(kl / 2, rel=1e-6)   # mean over B*C*h*w
+    assert channel_kl(teacher, teacher).item() == pytest.approx(0.0, abs=1e-7)
+    g = torch.Generator().manual_seed(0)
+    t, s = torch.randn(2, 8, 3, 4, generator=g), torch.randn(2, 8, 3, 4, generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = F.kl_div(F.log_softmax(s, 1), F.softmax(t, 1), reduction="mean")
+    torch.testing.assert_close(channel_kl(t, s), reference)
+
+
+def test_mask_consistency_and_guidance_sum_over_object_slots():
+    g = torch.Generator().manual_seed(1)
+    true, perturbed = torch.randn(2, 2, 512, 2, 3, generator=g), torch.randn(2, 2, 512, 2, 3, generator=g)
+    expected = channel_kl(true[:, 0], perturbed[:, 0]) + channel_kl(true[:, 1], perturbed[:, 1])
+    torch.testing.assert_close(mask_consistency_loss(true, perturbed), expected)
+    same = true.clone()
+    same[:, 1] = perturbed[:, 1]                                              # e.g. an empty second slot
+    torch.testing.assert_close(mask_consistency_loss(same, perturbed), channel_kl(true[:, 0], perturbed[:, 0]))
+    stm, sam = torch.randn(1, 2, 1024, 2, 2, generator=g), torch.randn(1, 2, 1024, 2, 2, generator=g)
+    assert unbiased_guidance_loss(stm, sam).item() > 0
+    assert unbiased_guidance_loss(stm, stm).item() == pytest.approx(0.0, abs=1e-6)
+    # the teacher is not detached (as released): gradients reach both sides
+    stm.requires_grad_(True)
+    sam.requires_grad_(True)
+    unbiased_guidance_loss(stm, sam).backward()
+    assert stm.grad.abs().sum() > 0 and sam.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="differ"):
+        unbiased_guidance_loss(stm[:, :1], sam)
+
+
+# --- the training forward ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rde_network():
+    torch.manual_seed(0)
+    network = RDERecipe().build_network(single_object=False, pretrained=False)
+    return RDERecipe().set_train_mode(network)
+
+
+def test_forward_uses_stm_on_frames_1_3_and_sam_on_frames_2_4(rde_network):
+    rgb, labels = _clip(0)
+    rgb, labels = rgb[None], labels[None]
+    perturbed = torch.from_numpy(perturb_objects(labels[0, 0].numpy(), 2, np.random.default_rng(0))[0])[None].float()
+    calls = []
+    update = rde_network.update_memory
+
+    def counting(*args):
+        calls.append(args[2])
+        return update(*args)
+
+    def zero_rde(*args):
+        return tuple(torch.zeros_like(x) for x in update(*args))
+
+    with torch.no_grad():
+        rde_network.update_memory = counting
+        out = rde_train_forward(rde_network, rgb, labels, perturbed)
+        rde_network.update_memory = zero_rde
+        zeroed = rde_train_forward(rde_network, rgb, labels, perturbed)
+    del rde_network.update_memory
+    assert len(calls) == 3                                      # SAM with frames 1, 2, 3 (theta = 1)
+    assert len(out["logits"]) == 4 and out["logits"][0].shape == (1, 3, 32, 32)
+    assert [a.shape for pair in out["ug"] for a in pair] == [(1, 2, 1024, 2, 2)] * 4
+    for f, (a, b) in enumerate(zip(out["logits"], zeroed["logits"]), start=1):
+        changed = not torch.allclose(a, b)
+        assert changed == (f in (2, 4)), f                      # only the SAM-pattern frames read the RDE
+    true_value, propagated = out["mc"]
+    assert not torch.allclose(true_value, propagated)           # frame 0 propagates the perturbed masks
+
+
+def test_stage0_single_object_three_frames_no_sam():
+    recipe = RDERecipe().configure(0)
+    torch.manual_seed(0)
+    network = recipe.build_network(single_object=True, pretrained=False)
+    assert type(network) is STCN and network.single_object
+    rgb, labels = _clip(1, objects=1)
+    batch = {"rgb": rgb[None], "labels": labels[None], "selector": torch.tensor([[1.0, 0.0]])}
+    out = recipe.training_module(network)(batch["rgb"], batch["labels"], batch["selector"])
+    assert len(out["logits"]) == 2 and out["ug"] == []
+    losses = recipe.losses(out, batch, iteration=0)
+    torch.testing.assert_close(losses["seg_loss"], losses["loss_1"] / 4 + losses["loss_2"] / 2)
+    torch.testing.assert_close(losses["total_loss"], losses["seg_loss"] + 10 * losses["mc_loss"])
+
+
+def test_stage_defaults_and_weight_flags():
+    recipe = RDERecipe()
+    assert [recipe.stage_defaults(s).iterations for s in range(4)] == [75_000, 500_000, 75_000, 150_000]
+    assert recipe.configure(2).settings["mc_weight"] == 5 and recipe.settings["schedule"].start_warm == 5_000
+    assert recipe.configure(3, ug_f4_weight=2).settings["ug_f4_weight"] == 2.0
+    assert recipe.settings["mc_weight"] == 10 and recipe.settings["schedule"].end_warm == 70_000
+    with pytest.raises(ValueError, match="stages 0-3"):
+        recipe.configure(4)
+
+
+def test_load_network_from_stcn_stage0_keeps_default_sam(tmp_path):
+    torch.manual_seed(3)
+    stage0 = build_network(single_object=True).state_dict()
+    network = RDERecipe().build_network(single_object=False, pretrained=False)
+    default_sam = {k: v.clone() for k, v in network.state_dict().items() if k.startswith("mem_compress.")}
+    prepared = RDERecipe().prepare_state_dict(stage0, network)
+    network.load_state_dict(prepared, strict=True)
+    for name, value in default_sam.items():
+        assert torch.equal(network.state_dict()[name], value)
+    fifth = network.value_encoder.conv1.weight[:, 4]
+    assert fifth.abs().sum() > 0                                 # orthogonal, not zeros
+
+
+# --- train.py --model rde ------------------------------------------------------------------------------------
+
+def test_two_process_gloo_run(tmp_path):
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
+                    str(data), "--size", "40", "48", "--videos", "2", "--frames", "6", "--parts", "davis",
+                    "youtube"], check=True, capture_output=True)
+    torch.save(build_network(single_object=True).state_dict(), tmp_path / "stage0.pth")
+    flags = ["--model", "rde", "--stage", "3", "--id", "r3", "--save_dir", tmp_path, "--size", 32,
+             "--batch_size", 1, "--iterations", 2, "--num_workers", 0, "--no_pretrained", "--no_progress",
+             "--device", "cpu", "--davis_root", data / "DAVIS", "--yv_root", data / "YouTube",
+             "--load_network", tmp_path / "stage0.pth", "--mc_weight", 5]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(REPO / "train.py")] + [str(f) for f in flags]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 process(es), 2 clips per iteration" in done.stdout
+    network = load_network(tmp_path / "r3" / "r3_2.pth")
+    assert isinstance(network, RDE)                              # recognised from its SAM weights
+
+
+def test_training_overfits_one_synthetic_video(tmp_path):
+    from util.train_config import build_parser, resolve_config
+    from util.trainer import Trainer
+    rgb, labels = _clip(11)
+    clip = {"rgb": rgb, "labels": labels, "selector": torch.ones(2), "name": "v",
+            "frame_indices": torch.arange(5)}
+
+    class OneClip:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, key):
+            return clip
+
+    flags = ["--model", "rde", "--stage", "3", "--id", "overfit", "--save_dir", tmp_path, "--size", 32,
+             "--batch_size", 1, "--iterations", 16, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
+             "--no_progress", "--device", "cpu", "--log_every", 8]
+    parser = build_parser()
+    RDERecipe.add_arguments(parser)
+    args = parser.parse_args([str(f) for f in flags])
+    recipe = RDERecipe().configure_from_args(args)
+    history = Trainer(resolve_config(args), dataset=OneClip(), recipe=recipe, record_history=True).run()
+    start, end = np.mean(history[:4]), np.mean(history[-4:])
+    assert end < 0.5 * start, history
