@@ -9,14 +9,23 @@
 """
 import sys
 
+import util.rde_recipe  # noqa: F401  (registers --model rde)
 from util.train_config import build_parser, resolve_config
+from util.train_recipes import RECIPES, get_recipe
 from util.trainer import Trainer
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    for family in RECIPES.values():   # family-specific flags (e.g. RDE loss weights)
+        if hasattr(family, "add_arguments"):
+            family.add_arguments(parser)
+    args = parser.parse_args(argv)
     config = resolve_config(args)
-    Trainer(config).run()
+    recipe = get_recipe(config.model)
+    if hasattr(recipe, "configure_from_args"):
+        recipe.configure_from_args(args)
+    Trainer(config, recipe=recipe).run()
 
 
 if __name__ == "__main__":
