@@ -1,18 +1,17 @@
 """The per-video frame loop shared by every memory policy.
 
-It owns what is common to all policies: frame preparation and padding, object ids (objects may be
-given late, as in YouTubeVOS), soft aggregation, the write schedule's bookkeeping, and skipping of
-frames that are neither needed for output nor for memory. Make one core per video.
+It owns what is common to all policies: frames and object ids (objects may be given late, as in
+YouTubeVOS), the write schedule's bookkeeping, and skipping of frames that are neither needed for
+output nor for memory. Frame preparation (STCN: padding), decoding with soft aggregation and memory
+writes go through the policy's hooks (``inference.policy``). Make one core per video.
 """
 import contextlib
 
 import numpy as np
 import torch
 
-from model.aggregate import aggregate
-
 from .policy import PERMANENT, make_policy
-from .transforms import PadToMultiple, image_to_tensor
+from .transforms import image_to_tensor
 
 
 class InferenceCore:
@@ -61,7 +60,7 @@ class InferenceCore:
         """
         image = image_to_tensor(frame, self.device)
         if self.transform is None:
-            self.transform = PadToMultiple(*image.shape[-2:])
+            self.transform = self.policy.make_transform(*image.shape[-2:])
         elif tuple(image.shape[-2:]) != self.transform.size:
             raise ValueError(f"frame {t} is {tuple(image.shape[-2:])}, earlier frames were {self.transform.size}")
         new_ids, new_mask = self._new_objects(t, mask)
@@ -76,30 +75,22 @@ class InferenceCore:
         with self._autocast():
             x = self.transform.image(image)
             query = self.network.encode_key(x)
-            probs = None
-            if propagate:
-                readout = self.policy.read(query)
-                probs = aggregate(torch.sigmoid(self.network.decode(readout[None], query)[0]).float(), dim=0)
+            probs = self.policy.segment(query, self.transform) if propagate else None
             if new_ids:
-                # the aggregated probabilities of known objects are merged and aggregated again
-                probs = aggregate(self._merge_new(None if probs is None else probs[1:], new_ids, new_mask), dim=0)
+                probs = self._merge_new(probs, new_ids, new_mask)
             if write is not None:
-                value = self.network.encode_value(x, query.f16, probs[None, 1:].to(x.dtype))[0]
-                self.policy.write(t, query, value, permanent=(write == PERMANENT))
+                self.policy.memorize(t, x, query, probs, permanent=(write == PERMANENT))
                 if write == PERMANENT:
                     self.last_write = t
         return self.transform.restore(probs.float())
 
-    def _merge_new(self, object_probs, new_ids, new_mask):
-        """New objects' masks replace every known object's probability inside their area."""
+    def _merge_new(self, probs, new_ids, new_mask):
+        """Objects given at this frame join the probabilities (the policy decides how)."""
         ids = torch.tensor(new_ids, device=self.device).view(-1, 1, 1)
         new = self.transform.masks((new_mask.unsqueeze(0) == ids).float())
         self.object_ids.extend(new_ids)
         self.policy.add_objects(len(new_ids))
-        if object_probs is None:
-            return new
-        outside = (new.sum(dim=0, keepdim=True) <= 0.5).float()
-        return torch.cat([object_probs * outside, new], dim=0)
+        return self.policy.merge_new(probs, new)
 
     def stats(self):
         return self.policy.stats()

@@ -8,7 +8,18 @@ DAVIS/YouTubeVOS protocols; a policy owns only what is remembered and how it is 
 - ``read(query)``: memory read-out for every known object, (K, Cv, h, w)
 - ``add_objects(count)``: objects given at the current frame join (their first write follows)
 - ``stats()``: sizes for logs and benchmarks (at least ``memory_frames`` and ``memory_features``)
+
+Hooks with STCN's behaviour as default, for networks that prepare frames or memorise differently
+(SWEM): ``make_transform`` (frame preparation), ``segment`` (read-out, decoding, aggregation),
+``merge_new`` (how objects given at a frame join the probabilities) and ``memorize`` (value
+encoding and write).
 """
+import torch
+
+from model.aggregate import aggregate
+
+from .transforms import PadToMultiple
+
 PERMANENT = "permanent"
 TEMPORARY = "temporary"
 
@@ -50,6 +61,29 @@ class MemoryPolicy:
         if t - last_write >= self.mem_every:
             return PERMANENT
         return TEMPORARY if self.include_last else None
+
+    def make_transform(self, height, width):
+        """Frame preparation for an H x W video: ``image``, ``masks``, ``restore`` and ``size``."""
+        return PadToMultiple(height, width)
+
+    def segment(self, query, transform):
+        """Aggregated probabilities (1 + K, H', W') of the known objects in the query frame."""
+        readout = self.read(query)
+        return aggregate(torch.sigmoid(self.network.decode(readout[None], query)[0]).float(), dim=0)
+
+    def merge_new(self, probs, new_masks):
+        """Objects given at this frame (``new_masks`` K' x H' x W', prepared by the transform) join
+        ``probs`` (1 + K, H', W', or None): their masks replace every known object's probability
+        inside their area, and the result is aggregated again."""
+        if probs is None:
+            return aggregate(new_masks, dim=0)
+        outside = (new_masks.sum(dim=0, keepdim=True) <= 0.5).float()
+        return aggregate(torch.cat([probs[1:] * outside, new_masks], dim=0), dim=0)
+
+    def memorize(self, t, image, query, probs, permanent=True):
+        """Write frame t: ``image`` as prepared by the transform, its KeyFeatures and probabilities."""
+        value = self.network.encode_value(image, query.f16, probs[None, 1:].to(image.dtype))[0]
+        self.write(t, query, value, permanent=permanent)
 
     def write(self, t, query, value, permanent=True):
         raise NotImplementedError
