@@ -4,7 +4,8 @@
     python scripts/benchmark_inference.py --policies every5 lfu lfu:capacity=4 --length 100
 
 Frames/s counts frame encoding, read-out, decoding, aggregation and the numpy output of every frame,
-with the network already built (synthetic weights, ``model.build_network``) and the synthetic frames'
+with the network already built (seeded random weights: ``model.build_network``, or the policy's own
+architecture for rde/swem) and the synthetic frames'
 rendering left out. Each policy runs in a fresh process, so its peak RSS (model included) is its own.
 """
 import argparse
@@ -14,21 +15,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.benchmark import (TimedIterator, environment_line, mib, parse_policy_spec, peak_rss_bytes,  # noqa: E402
-                            run_isolated, set_threads, synthetic_clip)
+from util.benchmark import (TimedIterator, build_network_for, environment_line, mib,  # noqa: E402
+                            parse_policy_spec, peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
 
 def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0):
     """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements."""
-    import torch
-
     from inference import segment_video
-    from model import build_network
 
     set_threads(threads)
     name, options = parse_policy_spec(spec)
-    torch.manual_seed(seed)
-    network = build_network().eval()
+    network = build_network_for(name, seed)
     if warmup:
         frames, mask = synthetic_clip(warmup, height, width, objects, seed=seed + 1)
         for _ in segment_video(network, frames, mask, memory=name, **options):

@@ -133,3 +133,17 @@ def environment_line():
 
     return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2 ** 30:.0f} GiB RAM")
+
+
+def build_network_for(policy, seed=0):
+    """A randomly initialised (seeded) network for ``policy``: the architecture registered under the
+    policy's name when there is one (rde, swem), else STCN. Eval mode."""
+    import torch
+
+    import model
+    from model import checkpoint
+
+    torch.manual_seed(seed)
+    entry = checkpoint._ARCHITECTURES.get(policy)   # the registry load_network uses, read only
+    network = entry[1](single_object=False) if entry is not None else model.build_network()
+    return network.eval()

@@ -1,0 +1,116 @@
+"""Benchmark helpers (util/benchmark.py) and the two benchmark scripts on tiny settings."""
+import csv
+import importlib.util
+import time
+
+import pytest
+import torch
+
+from conftest import REPO
+from util.benchmark import (TimedIterator, parse_policy_spec, peak_rss_bytes, current_rss_bytes,
+                            run_isolated, synthetic_clip)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_policy_specs_parse_options_and_reject_malformed_ones():
+    assert parse_policy_spec("every5") == ("every5", {})
+    assert parse_policy_spec("lfu:capacity=4,protect_given=true") == ("lfu", {"capacity": 4, "protect_given": True})
+    assert parse_policy_spec("every5:max_frames=none,x=0.5,y=abc") == (
+        "every5", {"max_frames": None, "x": 0.5, "y": "abc"})
+    for bad in ("", ":capacity=2", "lfu:capacity"):
+        with pytest.raises(ValueError):
+            parse_policy_spec(bad)
+
+
+def test_timed_iterator_counts_only_the_producers_time():
+    def slow():
+        for i in range(3):
+            time.sleep(0.02)
+            yield i
+
+    timed = TimedIterator(slow())
+    start = time.perf_counter()
+    for _ in timed:
+        time.sleep(0.05)          # consumer time must not be counted
+    total = time.perf_counter() - start
+    assert timed.count == 3
+    assert 0.06 <= timed.seconds < total - 0.14
+
+
+def test_rss_readings_and_isolated_runs():
+    assert peak_rss_bytes() >= current_rss_bytes() > 10 * 2 ** 20
+    assert run_isolated(parse_policy_spec, "lfu:capacity=2") == ("lfu", {"capacity": 2})
+    with pytest.raises(RuntimeError, match="empty policy name"):
+        run_isolated(parse_policy_spec, ":x=1")
+
+
+def test_synthetic_clip_is_lazy_and_seeded():
+    frames, mask = synthetic_clip(4, 32, 48, 2, seed=1)
+    assert not isinstance(frames, (list, tuple))
+    frames = list(frames)
+    assert len(frames) == 4 and frames[0].shape == (32, 48, 3) and frames[0].dtype.name == "uint8"
+    assert set(mask.ravel().tolist()) <= {0, 1, 2} and mask.any()
+    again, _ = synthetic_clip(4, 32, 48, 2, seed=1)
+    assert all((a == b).all() for a, b in zip(frames, again))
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_memory_benchmark_writes_tables_and_plots(tmp_path, capsys):
+    bench = load_script("benchmark_memory")
+    out = tmp_path / "memory"
+    bench.main(["--policies", "every5:mem_every=2", "lfu:capacity=1,mem_every=2", "--lengths", "3", "7",
+                "--height", "32", "--width", "48", "--objects", "1", "--sample_every", "1",
+                "--growth_from", "3", "--output", str(out), "--in-process"])
+    per_frame = 2 * 3                                      # 32x48 -> 2x3 features at stride 16
+    runs = read_csv(out / "runs.csv")
+    assert [(r["policy"], r["length"]) for r in runs] == [
+        ("every5:mem_every=2", "3"), ("every5:mem_every=2", "7"), ("lfu:capacity=1,mem_every=2", "3"),
+        ("lfu:capacity=1,mem_every=2", "7")]
+    assert all(float(r["fps"]) > 0 and float(r["peak_rss_mib"]) > 10 for r in runs)
+    # 7 frames, writes at 0, 2, 4 (6 is last): every5 keeps 3 frames, LFU with capacity 1 one frame's worth
+    assert int(runs[1]["final_memory_features"]) == 3 * per_frame
+    assert int(runs[3]["max_memory_features"]) == per_frame
+    samples = read_csv(out / "memory.csv")
+    every5 = [int(s["memory_features"]) for s in samples if s["policy"].startswith("every5") and s["length"] == "7"]
+    assert every5 == [per_frame] * 2 + [2 * per_frame] * 2 + [3 * per_frame] * 3
+    for name in ("memory_vs_frame.png", "rss_vs_frame.png", "fps_vs_length.png", "peak_rss_vs_length.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "summary.md").read_text()
+    assert "| lfu:capacity=1,mem_every=2 | 7 |" in text and "Peak RSS change from 3 to 7 frames" in text
+    assert text in capsys.readouterr().out
+
+
+def test_memory_benchmark_rejects_bad_arguments():
+    bench = load_script("benchmark_memory")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--lengths", "0"])
+    with pytest.raises(ValueError, match="not key=value"):
+        bench.main(["--policies", "lfu:capacity", "--in-process"])
+
+
+def test_inference_benchmark_prints_a_table(capsys):
+    bench = load_script("benchmark_inference")
+    rows = bench.main(["--policies", "every5", "lfu", "--length", "3", "--height", "32", "--width", "48",
+                       "--objects", "2", "--in-process"])
+    assert [r["policy"] for r in rows] == ["every5", "lfu"]
+    assert all(r["frames"] == 3 and r["fps"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "| every5 | 3 | 32x48 | 2 |" in out and "| lfu | 3 | 32x48 | 2 |" in out
