@@ -74,7 +74,7 @@ def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
     seconds = time.perf_counter() - start
     return {"model": model, "stage": stage, "batch": batch_size, "size": size, "amp": use_amp,
             "it/s": iterations / seconds, "clips/s": iterations * batch_size / seconds,
-            "peak MiB": peak_memory_mib(device), "loss": float(losses["total_loss"])}
+            "peak MiB": peak_memory_mib(device), "loss": float(losses["total_loss"].detach())}
 
 
 def format_table(rows):

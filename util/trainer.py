@@ -15,7 +15,7 @@ from dataset.curriculum import SkipCurriculum
 from dataset.sampler import TrainingBatchSampler
 from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
 from util.train_checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
-from util.train_config import config_json, config_to_dict
+from util.train_config import config_to_dict
 from util.train_distributed import barrier, init_distributed, shutdown_distributed
 from util.train_logger import TrainLogger
 from util.train_recipes import get_recipe
@@ -63,6 +63,13 @@ def training_step(recipe, step_module, batch, iteration, optimizer, scaler, amp)
     return losses, outputs
 
 
+def _init_worker(worker_id):
+    """Data workers: one thread each for OpenCV and torch (samples carry their own seeds)."""
+    import cv2
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 def _to_device(batch, device):
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -84,7 +91,7 @@ class Trainer:
         try:
             network = self.recipe.build_network(cfg.single_object, cfg.pretrained)
         except Exception as error:
-            if cfg.pretrained:
+            if cfg.pretrained and "--no_pretrained" not in str(error):
                 raise RuntimeError(f"could not build the network with ImageNet weights ({error}); on an "
                                    f"offline machine pass --no_pretrained") from error
             raise
@@ -113,14 +120,15 @@ class Trainer:
                                        world_size=context.world_size, start_iteration=start_iteration,
                                        iterations=end_iteration, skip_at=skip_at)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                          pin_memory=context.device.type == "cuda", persistent_workers=False)
+                          pin_memory=context.device.type == "cuda", persistent_workers=False,
+                          worker_init_fn=_init_worker)
 
     def _announce(self, context, start_iteration):
         cfg = self.cfg
         run_dir = Path(cfg.run_dir)
         if context.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            text = config_json(cfg)
+            text = json.dumps({**config_to_dict(cfg), "world_size": context.world_size}, indent=2, sort_keys=True)
             print(f"[train] resolved config (batch_size is per process; {context.world_size} process(es), "
                   f"{cfg.batch_size * context.world_size} clips per iteration in total):\n{text}", flush=True)
             (run_dir / "config.json").write_text(text + "\n")
