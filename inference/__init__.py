@@ -5,6 +5,7 @@
         ...
 """
 from . import every_k  # noqa: F401  (registers "every5")
+from . import swem  # noqa: F401  (registers "swem")
 from . import lfu  # noqa: F401  (registers "lfu")
 from . import rde  # noqa: F401  (registers "rde")
 from .api import object_ids, segment_video
