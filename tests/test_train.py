@@ -236,3 +236,45 @@ def test_benchmark_script_reports_a_table():
     table = benchmark_train.format_table([row])
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header == ["model", "stage", "batch", "size", "amp", "it/s", "clips/s", "peak MiB"]
+
+
+def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeypatch):
+    """RDE/SWEM plug in this way: own clip length, network, forward and losses; shared everything else."""
+    from model.losses import bootstrapped_ce_terms
+    from util import train_recipes
+    from util.train_recipes import StageDefaults, TrainingRecipe
+
+    seen = []
+
+    class TinyStep(torch.nn.Module):
+        def __init__(self, network):
+            super().__init__()
+            self.network = network
+
+        def forward(self, rgb, labels, selector):
+            seen.append(tuple(rgb.shape))
+            logits = [self.network(rgb[:, t]) for t in range(1, rgb.shape[1])]
+            return {"logits": logits, "probs": [torch.softmax(x, 1) for x in logits]}
+
+    class TinyRecipe(TrainingRecipe):
+        name = "tiny"
+
+        def stage_defaults(self, stage):
+            return StageDefaults("main", 2, 3, (2,), num_frames=5, optimizer="adamw", lr=1e-3)
+
+        def build_network(self, single_object, pretrained):
+            return torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def training_module(self, network):
+            return TinyStep(network)
+
+        def losses(self, outputs, batch, iteration):
+            terms, p = bootstrapped_ce_terms(outputs["logits"], batch["labels"], iteration, batch["selector"])
+            return {"total_loss": sum(terms), "p": p}
+
+    monkeypatch.setitem(train_recipes.RECIPES, "tiny", TinyRecipe)
+    cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny", 3), "--model", "tiny", "--log_image_every", 1)
+    assert (cfg.num_frames, cfg.optimizer, cfg.lr, cfg.steps) == (5, "adamw", 1e-3, (2,))
+    history = Trainer(cfg, record_history=True).run()
+    assert len(history) == 3 and seen == [(1, 5, 3, 32, 32)] * 3
+    assert set(read_checkpoint(weights_path(cfg, 3))) == {"weight", "bias"}

@@ -134,8 +134,8 @@ def resolve_config(args):
         lr=args.lr if args.lr is not None else d.lr,
         weight_decay=args.weight_decay if args.weight_decay is not None else d.weight_decay,
         gamma=args.gamma if args.gamma is not None else d.gamma, optimizer=d.optimizer,
-        single_object=d.single_object, num_frames=recipe.num_frames, max_objects=recipe.max_objects,
-        size=args.size, curriculum=dataclasses.asdict(d.curriculum) if d.curriculum else None,
+        single_object=d.single_object, num_frames=d.num_frames, max_objects=recipe.max_objects,
+        size=args.size, curriculum=_describe(d.curriculum),
         amp=not args.no_amp, device=args.device, seed=args.seed,
         pretrained=not args.no_pretrained and not args.load_network and not resume,
         load_network=args.load_network, resume=resume, run_dir=str(run_dir),
@@ -146,6 +146,15 @@ def resolve_config(args):
         davis_repeat=args.davis_repeat)
     _check(cfg)
     return cfg
+
+
+def _describe(curriculum):
+    """The curriculum as recorded in config.json (the trainer uses the recipe's object itself)."""
+    if curriculum is None:
+        return None
+    if dataclasses.is_dataclass(curriculum):
+        return {"kind": type(curriculum).__name__, **dataclasses.asdict(curriculum)}
+    return {"kind": type(curriculum).__name__, "repr": repr(curriculum)}
 
 
 def _check(cfg):

@@ -35,15 +35,15 @@ class StageDefaults:
     weight_decay: float = 1e-7
     gamma: float = 0.1
     optimizer: str = "adam"
-    curriculum: Optional[SkipCurriculum] = None
+    num_frames: int = 3               # clip length T (frames 1..T-1 are supervised)
+    curriculum: Optional[SkipCurriculum] = None   # any object with max_skip(iteration, total)
     extra: dict = field(default_factory=dict)
 
 
 class TrainingRecipe:
-    """Interface of a model family's training step. ``num_frames`` is the clip length."""
+    """Interface of a model family's training step."""
 
     name = "base"
-    num_frames = 3
     max_objects = 2
     find_unused_parameters = False
 
@@ -101,7 +101,6 @@ class STCNRecipe(TrainingRecipe):
     """
 
     name = "stcn"
-    num_frames = 3
     bootstrap: BootstrapSchedule = STCN_BOOTSTRAP
 
     def stage_defaults(self, stage):

@@ -11,7 +11,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from dataset.curriculum import SkipCurriculum
 from dataset.sampler import TrainingBatchSampler
 from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
 from util.train_checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
@@ -111,7 +110,7 @@ class Trainer:
 
     def _loader(self, dataset, context, start_iteration, end_iteration):
         cfg = self.cfg
-        curriculum = SkipCurriculum(**cfg.curriculum) if cfg.curriculum else None
+        curriculum = self.recipe.stage_defaults(cfg.stage).curriculum
 
         def skip_at(iteration):
             return curriculum.max_skip(iteration, cfg.iterations) if curriculum else None
