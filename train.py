@@ -9,23 +9,25 @@
 """
 import sys
 
-import util.rde_recipe  # noqa: F401  (registers --model rde)
+from dataset.folders import DatasetFolderError
+from model.checkpoint import CheckpointError
 from util.train_config import build_parser, resolve_config
-from util.train_recipes import RECIPES, get_recipe
-from util.trainer import Trainer
+from util.trainer import Trainer, TrainingSetupError
 
 
 def main(argv=None):
     parser = build_parser()
-    for family in RECIPES.values():   # family-specific flags (e.g. RDE loss weights)
-        if hasattr(family, "add_arguments"):
-            family.add_arguments(parser)
     args = parser.parse_args(argv)
-    config = resolve_config(args)
-    recipe = get_recipe(config.model)
-    if hasattr(recipe, "configure_from_args"):
-        recipe.configure_from_args(args)
-    Trainer(config, recipe=recipe).run()
+    try:
+        config = resolve_config(args)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        Trainer(config).run()
+    except (DatasetFolderError, CheckpointError, TrainingSetupError, FileExistsError) as error:
+        # a problem with the inputs, not a bug: one line, no traceback
+        print(f"train.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

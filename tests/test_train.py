@@ -278,3 +278,15 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
     history = Trainer(cfg, record_history=True).run()
     assert len(history) == 3 and seen == [(1, 5, 3, 32, 32)] * 3
     assert set(read_checkpoint(weights_path(cfg, 3))) == {"weight", "bias"}
+
+
+def test_bad_data_folder_stops_train_py_with_one_line(tmp_path, capsys):
+    import train
+    missing = tmp_path / "no_bl30k_here"
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--stage", "1", "--save_dir", str(tmp_path), "--bl_root", str(missing), "--size", "32",
+                    "--no_pretrained", "--device", "cpu"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"train.py: error: BL30K folder {missing} does not exist; expected JPEGImages/ and "
+                   f"Annotations/ with one folder per video"]

@@ -19,7 +19,11 @@ from util.train_distributed import barrier, init_distributed, shutdown_distribut
 from util.train_logger import TrainLogger
 from util.train_recipes import get_recipe
 
-__all__ = ["Trainer", "build_dataset", "lr_at", "training_step", "weights_path", "state_path"]
+__all__ = ["Trainer", "TrainingSetupError", "build_dataset", "lr_at", "training_step", "weights_path", "state_path"]
+
+
+class TrainingSetupError(RuntimeError):
+    """The run cannot start for a reason the user can fix (e.g. ImageNet weights unobtainable)."""
 
 
 def lr_at(iteration, base_lr, steps, gamma):
@@ -90,9 +94,9 @@ class Trainer:
         try:
             network = self.recipe.build_network(cfg.single_object, cfg.pretrained)
         except Exception as error:
-            if cfg.pretrained and "--no_pretrained" not in str(error):
-                raise RuntimeError(f"could not build the network with ImageNet weights ({error}); on an "
-                                   f"offline machine pass --no_pretrained") from error
+            if cfg.pretrained:
+                hint = "" if "--no_pretrained" in str(error) else "; on an offline machine pass --no_pretrained"
+                raise TrainingSetupError(f"could not build the network with ImageNet weights: {error}{hint}") from error
             raise
         if cfg.load_network and not cfg.resume:
             state_dict = extract_state_dict(read_checkpoint(cfg.load_network), cfg.load_network)
@@ -152,6 +156,7 @@ class Trainer:
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         amp = cfg.amp and device.type == "cuda"
 
+        dataset = self.dataset if self.dataset is not None else build_dataset(cfg)   # bad folders fail fast
         network = self._build_network(device)
         optimizer, scheduler = self._optimisation(network)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -177,7 +182,6 @@ class Trainer:
             step_module = DistributedDataParallel(
                 step_module, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=self.recipe.find_unused_parameters)
-        dataset = self.dataset if self.dataset is not None else build_dataset(cfg)
         loader = self._loader(dataset, context, start, end)
         logger = TrainLogger(cfg.run_dir, context, start, cfg.iterations, enabled_bar=cfg.progress_bar)
         if start == 0:
