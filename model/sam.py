@@ -98,6 +98,17 @@ class MemoryCompression(nn.Module):
         self.compress_key = nn.Conv3d(key_channels, key_channels, (2, 3, 3), padding=(0, 1, 1))
         self.compress_value = nn.Conv3d(value_channels, value_channels, (2, 3, 3), padding=(0, 1, 1))
 
+    def zero_init_non_local(self):
+        """Make both non-local blocks start as the identity (W = 0, as Wang et al. 2018 initialise them).
+
+        The released trainer keeps PyTorch's default init; the non-local term is cubic in its input,
+        so with keys of std ~2 (random encoders) the recurrent RDE then explodes within three updates.
+        """
+        for sam in (self.key_encoder, self.value_encoder):
+            nn.init.zeros_(sam.non_local.W.weight)
+            nn.init.zeros_(sam.non_local.W.bias)
+        return self
+
     def update_key(self, rde_key, new_key):
         """(B, 64, h, w) previous RDE key and new memory-frame key -> new RDE key (B, 64, h, w)."""
         x = torch.stack([rde_key, new_key], dim=2)

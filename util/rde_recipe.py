@@ -8,6 +8,9 @@ Stage defaults (RDE.md section 7, the released README commands; batch sizes per 
 | 3 | DAVIS x5 + YouTubeVOS, no BL30K | 4 (x2) | 150k | 125k | 2e-5 | 10 | 10/10 | 20k-70k |
 The loss weights are flags (--mc_weight, --ug_f2_weight, --ug_f4_weight); the paper uses 10 for all.
 Clips have 5 frames; stage 0 uses the first 3 (its network is STCN's single-object one, no SAM).
+A SAM not found in --load_network keeps the new network's init: PyTorch's default (released
+trainer, --sam_init default) or non-local blocks starting as the identity (--sam_init zero), which
+avoids the recurrent RDE exploding when the encoders are not ImageNet-initialised.
 """
 import numpy as np
 import torch
@@ -35,6 +38,7 @@ RDE_STAGES = {
                             "warm": (20_000, 70_000)}),
 }
 WEIGHT_FLAGS = ("mc_weight", "ug_f2_weight", "ug_f4_weight")
+SAM_INITS = ("default", "zero")
 
 
 class _RDEStep(nn.Module):
@@ -77,20 +81,27 @@ class RDERecipe(TrainingRecipe):
         g.add_argument("--mc_weight", type=float, help="mask-consistency weight (paper 10; stage-2 command 5)")
         g.add_argument("--ug_f2_weight", type=float, help="unbiased guidance at frame 2 (paper 10; stage 2: 5)")
         g.add_argument("--ug_f4_weight", type=float, help="unbiased guidance at frame 4 (paper 10; stage 2: 5)")
+        g.add_argument("--sam_init", choices=SAM_INITS, default="default",
+                       help="init of a SAM not loaded from --load_network: PyTorch default (released) or "
+                            "zero = non-local blocks start as the identity (stable from random encoders)")
 
-    def configure(self, stage, **weights):
+    def configure(self, stage, sam_init="default", **weights):
         """Loss weights and warm-up of ``stage``; ``weights`` (None = stage default) override them."""
+        if sam_init not in SAM_INITS:
+            raise ValueError(f"sam_init must be one of {SAM_INITS}, got {sam_init!r}")
         extra = dict(self.stage_defaults(stage).extra)
         extra.update({k: float(v) for k, v in weights.items() if v is not None})
         unknown = set(extra) - set(WEIGHT_FLAGS) - {"warm"}
         if unknown:
             raise ValueError(f"unknown RDE loss settings {sorted(unknown)}; known: {WEIGHT_FLAGS}")
         start, end = extra.pop("warm")
-        self.settings = {**extra, "schedule": BootstrapSchedule(start_warm=start, end_warm=end), "stage": stage}
+        self.settings = {**extra, "schedule": BootstrapSchedule(start_warm=start, end_warm=end), "stage": stage,
+                         "sam_init": sam_init}
         return self
 
     def configure_from_args(self, args):
-        return self.configure(args.stage, **{k: getattr(args, k, None) for k in WEIGHT_FLAGS})
+        return self.configure(args.stage, sam_init=getattr(args, "sam_init", "default"),
+                              **{k: getattr(args, k, None) for k in WEIGHT_FLAGS})
 
     def stage_defaults(self, stage):
         if stage not in RDE_STAGES:
@@ -101,7 +112,10 @@ class RDERecipe(TrainingRecipe):
         from model import RDE, build_network
         if single_object:   # stage 0 trains STCN's single-object network (no SAM)
             return build_network(single_object=True, pretrained=pretrained)
-        return RDE(pretrained=pretrained)
+        network = RDE(pretrained=pretrained)
+        if (self.settings or {}).get("sam_init") == "zero":
+            network.mem_compress.zero_init_non_local()
+        return network
 
     def set_train_mode(self, network):
         from model import set_train_mode
