@@ -16,7 +16,6 @@ random resized crop (scale 0.36-1, or 0.25-1 for BL30K; ratio 0.75-1.25), colour
 are picked as targets (BL30K ignores objects under 100 pixels there); a clip without any is redrawn
 (5 tries).
 """
-from pathlib import Path
 
 import cv2
 import numpy as np

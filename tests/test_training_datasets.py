@@ -1,7 +1,6 @@
 """Training datasets, frame sampling, skip curriculum and the resumable sampler (dataset/)."""
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -26,7 +26,7 @@ STAGE_DATA = {0: "static", 1: "bl30k", 2: "main", 3: "main"}
 class StageDefaults:
     """Per-stage settings a recipe proposes; every field can be overridden on the command line."""
 
-    data: str                         # "static", "bl30k" or "main"
+    data: str                         # "static", "bl30k", "main" (DAVIS x5 + YouTubeVOS), "davis", "youtube"
     batch_size: int                   # per process
     iterations: int
     steps: Tuple[int, ...]            # lr x gamma at each of these iterations

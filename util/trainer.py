@@ -45,12 +45,17 @@ def build_dataset(cfg):
     if cfg.data == "static":
         from dataset.static_dataset import StaticImageDataset, static_sets
         return StaticImageDataset(static_sets(cfg.static_root), **common)
-    from dataset.vos_dataset import bl30k_dataset, main_training_dataset
+    from dataset.vos_dataset import (bl30k_dataset, davis_train_dataset, main_training_dataset,
+                                     youtube_train_dataset)
     if cfg.data == "bl30k":
         return bl30k_dataset(cfg.bl_root, **common)
     if cfg.data == "main":
         return main_training_dataset(cfg.davis_root, cfg.yv_root, davis_repeat=cfg.davis_repeat, **common)
-    raise ValueError(f"unknown training data {cfg.data!r}")
+    if cfg.data == "davis":
+        return davis_train_dataset(cfg.davis_root, repeat=cfg.davis_repeat, **common)
+    if cfg.data == "youtube":
+        return youtube_train_dataset(cfg.yv_root, **common)
+    raise ValueError(f"unknown training data {cfg.data!r} (static, bl30k, main, davis or youtube)")
 
 
 def training_step(recipe, step_module, batch, iteration, optimizer, scaler, amp):
