@@ -173,8 +173,12 @@ class Trainer:
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             start = int(state["iteration"])
-            if "rng" in state:
+            # the state holds the main process's RNGs; data sampling never depends on them (every
+            # sample carries its own seed), so the other processes simply reseed
+            if "rng" in state and context.is_main:
                 restore_rng_state(state["rng"])
+            elif context.rank:
+                torch.manual_seed(cfg.seed + 1000 * context.rank + start)
             _warn_changed(state.get("config", {}), config_to_dict(cfg))
         else:
             torch.manual_seed(cfg.seed + 1000 * context.rank)
