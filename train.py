@@ -9,21 +9,29 @@
 """
 import sys
 
+import util.rde_recipe  # noqa: F401  (registers --model rde)
 from dataset.folders import DatasetFolderError
 from model.checkpoint import CheckpointError
 from util.train_config import build_parser, resolve_config
+from util.train_recipes import RECIPES, get_recipe
 from util.trainer import Trainer, TrainingSetupError
 
 
 def main(argv=None):
     parser = build_parser()
+    for family in RECIPES.values():   # family-specific flags (e.g. RDE loss weights)
+        if hasattr(family, "add_arguments"):
+            family.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         config = resolve_config(args)
     except ValueError as error:
         parser.error(str(error))
+    recipe = get_recipe(config.model)
+    if hasattr(recipe, "configure_from_args"):
+        recipe.configure_from_args(args)
     try:
-        Trainer(config).run()
+        Trainer(config, recipe=recipe).run()
     except (DatasetFolderError, CheckpointError, TrainingSetupError, FileExistsError) as error:
         # a problem with the inputs, not a bug: one line, no traceback
         print(f"train.py: error: {error}", file=sys.stderr)
