@@ -56,7 +56,8 @@ def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
     optimizer = torch.optim.Adam(network.parameters(), lr=defaults.lr, weight_decay=defaults.weight_decay)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    batch = synthetic_batch(batch_size, defaults.num_frames, size, defaults.single_object, device)
+    batch = synthetic_batch(batch_size, defaults.num_frames or recipe.num_frames, size, defaults.single_object,
+                            device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 

@@ -134,7 +134,7 @@ def resolve_config(args):
         lr=args.lr if args.lr is not None else d.lr,
         weight_decay=args.weight_decay if args.weight_decay is not None else d.weight_decay,
         gamma=args.gamma if args.gamma is not None else d.gamma, optimizer=d.optimizer,
-        single_object=d.single_object, num_frames=d.num_frames, max_objects=recipe.max_objects,
+        single_object=d.single_object, num_frames=d.num_frames or recipe.num_frames, max_objects=recipe.max_objects,
         size=args.size, curriculum=_describe(d.curriculum),
         amp=not args.no_amp, device=args.device, seed=args.seed,
         pretrained=not args.no_pretrained and not args.load_network and not resume,

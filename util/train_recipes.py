@@ -35,15 +35,17 @@ class StageDefaults:
     weight_decay: float = 1e-7
     gamma: float = 0.1
     optimizer: str = "adam"
-    num_frames: int = 3               # clip length T (frames 1..T-1 are supervised)
+    num_frames: Optional[int] = None  # clip length T (frames 1..T-1 supervised); None: the recipe's num_frames
     curriculum: Optional[SkipCurriculum] = None   # any object with max_skip(iteration, total)
     extra: dict = field(default_factory=dict)
 
 
 class TrainingRecipe:
-    """Interface of a model family's training step."""
+    """Interface of a model family's training step. ``num_frames``: clip length unless a stage's
+    defaults name their own."""
 
     name = "base"
+    num_frames = 3
     max_objects = 2
     find_unused_parameters = False
 
