@@ -10,6 +10,7 @@
 import sys
 
 import util.rde_recipe  # noqa: F401  (registers --model rde)
+import util.swem_recipe  # noqa: F401  (registers --model swem)
 from dataset.folders import DatasetFolderError
 from model.checkpoint import CheckpointError
 from util.train_config import build_parser, resolve_config
