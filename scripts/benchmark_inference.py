@@ -6,7 +6,9 @@
 Frames/s counts frame encoding, read-out, decoding, aggregation and the numpy output of every frame,
 with the network already built (seeded random weights: ``model.build_network``, or the policy's own
 architecture for rde/swem) and the synthetic frames'
-rendering left out. Each policy runs in a fresh process, so its peak RSS (model included) is its own.
+rendering left out; "CPU s/frame" is the process's CPU time for the same work (all threads), which a
+busy shared machine inflates less than wall time. Each policy runs in a fresh process, so its peak
+RSS (model included) is its own.
 """
 import argparse
 import os
@@ -21,6 +23,8 @@ from util.benchmark import (TimedIterator, build_network_for, environment_line, 
 
 def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0):
     """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements."""
+    import torch
+
     from inference import segment_video
 
     set_threads(threads)
@@ -33,20 +37,23 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0
     frames, mask = synthetic_clip(length, height, width, objects, seed=seed)
     timed = TimedIterator(frames)
     count = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for probs in segment_video(network, timed, mask, memory=name, **options):
         count += probs is not None
     seconds = time.perf_counter() - start - timed.seconds
+    cpu_seconds = time.process_time() - cpu - timed.cpu_seconds
     return {"policy": spec, "frames": count, "height": height, "width": width, "objects": objects,
-            "seconds": seconds, "fps": count / seconds, "peak_rss_mib": mib(peak_rss_bytes())}
+            "seconds": seconds, "fps": count / seconds, "cpu_seconds": cpu_seconds,
+            "threads": torch.get_num_threads(), "peak_rss_mib": mib(peak_rss_bytes())}
 
 
 def table(rows):
-    lines = ["| policy | frames | size | objects | s/frame | frames/s | peak RSS (MiB) |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+    lines = ["| policy | frames | size | objects | threads | s/frame | frames/s | CPU s/frame | peak RSS (MiB) |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['policy']} | {r['frames']} | {r['height']}x{r['width']} | {r['objects']} | "
-                     f"{r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | {r['peak_rss_mib']:.0f} |")
+                     f"{r['threads']} | {r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | "
+                     f"{r['cpu_seconds'] / r['frames']:.2f} | {r['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ def test_timed_iterator_counts_only_the_producers_time():
     total = time.perf_counter() - start
     assert timed.count == 3
     assert 0.06 <= timed.seconds < total - 0.14
+    assert 0 <= timed.cpu_seconds < timed.seconds      # sleeping costs no CPU
 
 
 def test_rss_readings_and_isolated_runs():
@@ -113,4 +114,5 @@ def test_inference_benchmark_prints_a_table(capsys):
     assert [r["policy"] for r in rows] == ["every5", "lfu"]
     assert all(r["frames"] == 3 and r["fps"] > 0 for r in rows)
     out = capsys.readouterr().out
-    assert "| every5 | 3 | 32x48 | 2 |" in out and "| lfu | 3 | 32x48 | 2 |" in out
+    assert "| every5 | 3 | 32x48 | 2 | 1 |" in out and "| lfu | 3 | 32x48 | 2 | 1 |" in out
+    assert all(r["cpu_seconds"] > 0 for r in rows)

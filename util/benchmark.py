@@ -1,6 +1,9 @@
 """Shared helpers of the benchmark scripts: lazily generated synthetic clips, timing that leaves frame
 generation out, resident-memory readings, and one run per fresh process so peak memory is per run.
 
+CPU seconds (all threads of the process) are reported beside wall time: on a shared machine they
+show the work done when wall-clock frames/s mostly show the load of other processes.
+
 Peak RSS is the kernel's high-water mark of the process (``VmHWM``); a fresh process per measured run
 (``run_isolated``) makes it belong to that run only, model loading included.
 """
@@ -36,23 +39,26 @@ def mib(num_bytes):
 
 
 class TimedIterator:
-    """Wraps an iterable and adds up the seconds spent producing its items (``seconds``), so a
-    consumer's throughput can leave the producer out (e.g. rendering of synthetic frames)."""
+    """Wraps an iterable and adds up the wall and process-CPU seconds spent producing its items
+    (``seconds``, ``cpu_seconds``), so a consumer's throughput can leave the producer out (e.g.
+    rendering of synthetic frames)."""
 
     def __init__(self, iterable):
         self._iterator = iter(iterable)
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.count = 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             item = next(self._iterator)
         finally:
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu
         self.count += 1
         return item
 
