@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from conftest import REPO
 from dataset.mask_perturbation import IOU_RANGE, iou, perturb_mask, perturb_objects
+from dataset.rde_frames import sample_rde_frame_indices
 from dataset.synthetic import SyntheticVideo
 from model import RDE, STCN, build_network, load_network, normalize_image
 from model.rde_losses import (channel_kl, frame_weights, mask_consistency_loss, segmentation_loss,
@@ -56,6 +57,23 @@ def test_mask_perturbation_reaches_its_iou_target():
     masks, target = perturb_objects(labels, 2, np.random.default_rng(1))
     assert masks.shape == (2, 96, 96) and IOU_RANGE[0] <= target < IOU_RANGE[1]
     assert all(iou(masks[k], labels == k + 1) < target for k in range(2))
+
+
+def test_rde_frame_sampling_walks_forward_within_the_skip():
+    rng = np.random.default_rng(0)
+    reversed_count = 0
+    for length, skip in [(5, 0), (6, 3), (12, 5), (40, 25)] * 50:
+        idx = sample_rde_frame_indices(rng, length, 5, skip)
+        if idx[0] > idx[-1]:
+            reversed_count += 1
+            idx = idx[::-1]
+        gaps = np.diff(idx)
+        assert 0 <= idx[0] and idx[-1] < length and len(idx) == 5
+        assert gaps.min() >= 1 and gaps.max() <= skip + 1
+    assert 70 < reversed_count < 130                          # time reversal with probability 1/2
+    assert sample_rde_frame_indices(np.random.default_rng(1), 5, 5, 0) in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0])
+    with pytest.raises(ValueError, match="cannot give"):
+        sample_rde_frame_indices(rng, 4, 5, 3)
 
 
 # --- losses on hand-made tensors --------------------------------------------------------------------------
