@@ -41,6 +41,8 @@ class LFUMemory(MemoryPolicy):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity is counted in frames' worth of features and must be an integer "
                              f">= 1, got {capacity!r}")
+        if not isinstance(protect_given, bool):
+            raise ValueError(f"protect_given must be True or False, got {protect_given!r}")
         self.bank = MemoryBank(top_k=top_k)
         self.capacity = capacity
         self.protect_given = protect_given

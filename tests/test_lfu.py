@@ -141,10 +141,12 @@ def test_counters_count_the_top_k_indices_the_read_out_used():
     assert torch.equal(policy.hits, 2 * expected)         # counts accumulate over frames
 
 
-def test_bad_capacity_fails_clearly(net):
+def test_bad_options_fail_clearly(net):
     for capacity in (0, 1.5, True):
         with pytest.raises(ValueError, match="capacity"):
             LFUMemory(None, capacity=capacity)
+    with pytest.raises(ValueError, match="protect_given must be True or False"):
+        LFUMemory(None, protect_given="true")
     frames, masks = davis_clip(3)
     with pytest.raises(ValueError, match="capacity"):
         list(segment_video(net, frames, masks[0], memory="lfu", capacity=0))
