@@ -10,7 +10,6 @@
 KL reductions are means over all elements (PyTorch's KLDivLoss default), summed over object slots;
 teachers are not detached, as in the released code.
 """
-import torch
 import torch.nn.functional as F
 
 from .losses import STCN_BOOTSTRAP, bootstrapped_ce_terms

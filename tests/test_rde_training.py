@@ -182,6 +182,10 @@ def test_stage0_single_object_three_frames_no_sam():
 def test_stage_defaults_and_weight_flags():
     recipe = RDERecipe()
     assert [recipe.stage_defaults(s).iterations for s in range(4)] == [75_000, 500_000, 75_000, 150_000]
+    from util.train_config import build_parser, resolve_config
+    clip_lengths = [resolve_config(build_parser().parse_args(["--model", "rde", "--stage", str(s)])).num_frames
+                    for s in range(4)]
+    assert clip_lengths == [3, 5, 5, 5]
     assert recipe.configure(2).settings["mc_weight"] == 5 and recipe.settings["schedule"].start_warm == 5_000
     assert recipe.configure(3, ug_f4_weight=2).settings["ug_f4_weight"] == 2.0
     assert recipe.settings["mc_weight"] == 10 and recipe.settings["schedule"].end_warm == 70_000

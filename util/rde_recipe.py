@@ -7,7 +7,7 @@ Stage defaults (RDE.md section 7, the released README commands; batch sizes per 
 | 2 | DAVIS x5 + YouTubeVOS after BL30K | 8 (x2) | 75k | 62.5k | 2e-5 | 5 | 5/5 | 5k-17.5k |
 | 3 | DAVIS x5 + YouTubeVOS, no BL30K | 4 (x2) | 150k | 125k | 2e-5 | 10 | 10/10 | 20k-70k |
 The loss weights are flags (--mc_weight, --ug_f2_weight, --ug_f4_weight); the paper uses 10 for all.
-Clips have 5 frames; stage 0 uses the first 3 (its network is STCN's single-object one, no SAM).
+Clips have 5 frames; stage 0 has 3 (its network is STCN's single-object one, no SAM).
 A SAM not found in --load_network keeps the new network's init: PyTorch's default (released
 trainer, --sam_init default) or non-local blocks starting as the identity (--sam_init zero), which
 avoids the recurrent RDE exploding when the encoders are not ImageNet-initialised.
@@ -26,7 +26,7 @@ from .train_recipes import RECIPES, StageDefaults, TrainingRecipe
 
 STAGE0_FRAMES = 3
 RDE_STAGES = {
-    0: StageDefaults("static", 16, 75_000, (37_500,), single_object=True, lr=2e-5,
+    0: StageDefaults("static", 16, 75_000, (37_500,), single_object=True, lr=2e-5, num_frames=STAGE0_FRAMES,
                      extra={"mc_weight": MC_WEIGHT, "ug_f2_weight": 0.0, "ug_f4_weight": 0.0, "warm": (5_000, 17_500)}),
     1: StageDefaults("bl30k", 4, 500_000, (400_000,), lr=1e-5, curriculum=BL30K_CURRICULUM,
                      extra={"mc_weight": MC_WEIGHT, "ug_f2_weight": UG_WEIGHT, "ug_f4_weight": UG_WEIGHT,
