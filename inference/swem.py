@@ -6,7 +6,8 @@ the last). The memory therefore holds 2 x 2 x L bases per object whatever the vi
 
 Frames are resized (bicubic, no padding) to a working size and the logits are resized straight
 back to the frame's size, as the published evaluator does (SWEM.md §3). All memory arithmetic
-runs in the network's dtype: ``network.double()`` runs everything in float64.
+runs in the network's dtype unless ``memory_dtype`` says otherwise: ``network.double()`` runs
+everything in float64.
 """
 import torch
 import torch.nn.functional as F
@@ -75,12 +76,14 @@ class SWEMMemory(MemoryPolicy):
     (the YouTubeVOS rule, bilinear) or None (the frame's own size, which must be a multiple of 16);
     interpolation: overrides the frame resize mode; init_bases: stored initial keys (1, K, 2, Ck, L)
     for the K objects in order of appearance, replacing the random draw; init_seed: seed of the
-    random draw (None: the global torch generator, as the published code).
+    random draw (None: the global torch generator, as the published code); memory_dtype: dtype of
+    the bases, the EM and the matching (default: the network's; "float64" with a float32 network
+    keeps the numerically fragile EM in double precision, see scripts/swem_float32_agreement.py).
     """
 
     def __init__(self, network, n_bases=N_BASES, em_iters=EM_ITERS, tau=TAU, top_l=None, banks=2,
                  weighting="adaptive", work_size=DAVIS_WORK_SIZE, interpolation=None, init_bases=None,
-                 init_seed=0):
+                 init_seed=0, memory_dtype=None):
         super().__init__(network, mem_every=1)
         if not hasattr(network, "swem_core"):
             raise ValueError(f"memory='swem' needs a SWEM network (got {type(network).__name__}); load a "
@@ -108,7 +111,9 @@ class SWEMMemory(MemoryPolicy):
         self.init_kappa = None if init_bases is None else torch.as_tensor(init_bases)
         self.generator = None if init_seed is None else torch.Generator().manual_seed(init_seed)
         parameter = next(network.parameters())
-        self.dtype, self.device = parameter.dtype, parameter.device
+        self.network_dtype, self.device = parameter.dtype, parameter.device
+        self.dtype = getattr(torch, memory_dtype) if isinstance(memory_dtype, str) else (
+            memory_dtype or self.network_dtype)
         self.first = None      # Bases of every object from the frame it was given
         self.update = None     # Bases refined by every later memorised frame
         self.frames_merged = 0
@@ -125,7 +130,7 @@ class SWEMMemory(MemoryPolicy):
             size = (height, width)
         else:
             size = self.work_size
-        self.transform = WorkSizeTransform(height, width, size, self.interpolation, self.dtype)
+        self.transform = WorkSizeTransform(height, width, size, self.interpolation, self.network_dtype)
         return self.transform
 
     def read(self, query):

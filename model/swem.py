@@ -74,8 +74,9 @@ class SWEMCore(nn.Module):
         b, _, h, w = query_key.shape
         readout, similarity = match_bases(query_key.flatten(2), bases, tau=tau, top_l=self.top_l)
         k = readout.shape[1]
-        x = torch.cat([readout.reshape(b * k, -1, h, w), f16_thin.repeat_interleave(k, dim=0),
-                       similarity.reshape(b * k, -1, h, w)], dim=1)
+        dtype = f16_thin.dtype      # the bases may be kept in a wider dtype than the network
+        x = torch.cat([readout.reshape(b * k, -1, h, w).to(dtype), f16_thin.repeat_interleave(k, dim=0),
+                       similarity.reshape(b * k, -1, h, w).to(dtype)], dim=1)
         context = self.fusion_layer(x)
         return context.view(b, k, *context.shape[1:])
 

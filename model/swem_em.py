@@ -8,9 +8,9 @@ A memorised frame refines the previous bases with R E/M passes that always resta
 previous state, so the bases are the mass-weighted running mean of every memorised frame.
 
 Numerics: the adaptive weight m * (1 - P) of the published code cancels catastrophically in float32
-for confidently classified pixels (P ~ 1). Here 1 - P_s is computed as P of the other set, a
-sigmoid of the difference of the two sets' log-sum-exps, which is the same number without the
-cancellation. Everything else follows the published order of operations.
+for confidently classified pixels (P ~ 1). Here 1 - P_s is computed as the other set's share of the
+kernel sums, the same number without the cancellation. Everything else follows the published order
+of operations.
 """
 import functools
 from typing import NamedTuple
@@ -97,17 +97,18 @@ def adaptive_weights(unit_keys, kappa, m, tau=TAU, weighting="adaptive"):
     """Adaptive pixel weights (paper Eq. 6-7): w_fg = m_fg P_bg, w_bg = m_bg P_fg.
 
     unit_keys (B, Ck, n) l2-normalised keys; kappa (B, K, 2, Ck, L); m (B, K, 2, n, 1) fixed
-    weights. P_s = E_s / (E_bg + E_fg) with E_s the sum over the set's bases of exp(cos / tau); 1 - P_s
-    is computed as the other set's P, a sigmoid of the log-sum-exp difference, which equals the
-    published m (1 - P) without its float32 cancellation. Returns (B, K, 2, n, 1), or (..., L) for
-    "adaptive_initial" (top-5 kernels; adaptive weights on the first L/2 bases, m on the rest).
+    weights. P_s = E_s / (E_bg + E_fg), E_s = sum over the set's bases of exp((cos - max) / tau) with
+    the max over both sets. The published code then forms m (1 - P_s), which cancels for confident
+    pixels; here 1 - P_s is the other set's share E_other / (E_bg + E_fg): the same number, accurate
+    in float32 too. Returns (B, K, 2, n, 1), or (..., L) for "adaptive_initial" (top-5 kernels;
+    adaptive weights on the first L/2 bases, m on the rest).
     """
     cos = torch.einsum("bcn,bkscl->bksnl", unit_keys, l2_normalize(kappa, dim=3))
-    logits = cos / tau
+    kernels = torch.exp((cos - cos.amax(dim=(2, 4), keepdim=True)) / tau)
     if weighting == "adaptive_initial":
-        logits = logits.topk(min(PRE_PR_TOP, logits.shape[-1]), dim=-1).values
-    lse = torch.logsumexp(logits, dim=-1)                      # B, K, 2, n
-    w = m * torch.sigmoid(lse.flip(2) - lse).unsqueeze(-1)
+        kernels = kernels.topk(min(PRE_PR_TOP, kernels.shape[-1]), dim=-1).values
+    e = kernels.sum(dim=-1)                                    # B, K, 2, n
+    w = m * (e.flip(2) / e.sum(dim=2, keepdim=True)).unsqueeze(-1)
     if weighting == "adaptive_initial":
         n_bases = kappa.shape[-1]
         half = n_bases // 2

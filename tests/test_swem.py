@@ -404,6 +404,13 @@ def test_memory_follows_the_network_dtype(net64):
         for t, frame in enumerate(video.frames()):
             probs = core.step(t, frame, mask=video.labels(0) if t == 0 else None, is_last=t == 2)
     assert core.policy.update.nu.dtype == torch.float64 and probs.dtype == torch.float32
+    # the memory may be kept in another dtype than the network's (float64 with a float32 network)
+    core = InferenceCore(net64, memory="swem", work_size=None, n_bases=64, memory_dtype="float32")
+    with torch.inference_mode():
+        for t, frame in enumerate(video.frames()):
+            mixed = core.step(t, frame, mask=video.labels(0) if t == 0 else None, is_last=t == 2)
+    assert core.policy.update.nu.dtype == torch.float32
+    assert (mixed - probs).abs().max() < 1e-3
 
 
 def test_swem_policy_rejects_bad_options(net64):
