@@ -9,7 +9,8 @@ PNG label map per frame with the same name. Published layouts accepted:
                frames are every 5th frame, so the maximum skip is divided by 5.
 
 A sample (STCN appendix F.3.2/F.3.3, following MiVOS): T frames in temporal order whose gaps
-respect the curriculum's maximum skip (reversed with probability 1/2); the same horizontal flip,
+respect the curriculum's maximum skip (reversed with probability 1/2; ``frame_sampler`` replaces
+this rule, e.g. RDE's forward walk in ``dataset/rde_frames.py``); the same horizontal flip,
 random resized crop (scale 0.36-1, or 0.25-1 for BL30K; ratio 0.75-1.25), colour jitter
 (0.1, 0.03, 0.03) and grayscale (p 0.05) for all frames; then per frame colour jitter (0.01, 0.01,
 0.01) and a random affine (rotation ±15°, shear ±10°). Up to 2 objects present in the first frame
@@ -54,11 +55,15 @@ def sample_frame_indices(rng, length, num_frames, max_skip):
 
 
 class VOSTrainDataset:
-    """Clips of ``num_frames`` frames from the videos of ``image_root`` / ``mask_root``."""
+    """Clips of ``num_frames`` frames from the videos of ``image_root`` / ``mask_root``.
+
+    ``frame_sampler(rng, length, num_frames, max_skip) -> indices`` picks a clip's frames (default
+    STCN's ``sample_frame_indices``); ``None`` also means the default.
+    """
 
     def __init__(self, image_root, mask_root, *, size=384, num_frames=3, max_objects=2,
                  skip_divisor=1, repeat=1, crop_scale=(0.36, 1.0), min_object_pixels=1,
-                 videos=None, name="videos", tries=5):
+                 videos=None, name="videos", tries=5, frame_sampler=None):
         layout = "one sub-folder of frames per video"
         self.image_root = require_folder(image_root, f"{name} image", layout)
         self.mask_root = require_folder(mask_root, f"{name} annotation", layout + " (PNG label maps)")
@@ -70,6 +75,7 @@ class VOSTrainDataset:
         self.crop_scale = tuple(crop_scale)
         self.min_object_pixels = min_object_pixels
         self.tries = tries
+        self.frame_sampler = frame_sampler or sample_frame_indices
         self.videos = self._scan(videos, name)
 
     def _scan(self, wanted, name):
@@ -151,7 +157,7 @@ class VOSTrainDataset:
         skip = max(1, skip // self.skip_divisor)
         video, frames = self.videos[index % len(self.videos)]
         for _ in range(self.tries):
-            chosen = sample_frame_indices(rng, len(frames), self.num_frames, skip)
+            chosen = self.frame_sampler(rng, len(frames), self.num_frames, skip)
             images, labels = zip(*(self._load(video, frames[i]) for i in chosen))
             images, labels = self._augment(images, labels, rng)
             objects = self._pick_objects(labels[0], rng)

@@ -7,7 +7,8 @@ Stage defaults (RDE.md section 7, the released README commands; batch sizes per 
 | 2 | DAVIS x5 + YouTubeVOS after BL30K | 8 (x2) | 75k | 62.5k | 2e-5 | 5 | 5/5 | 5k-17.5k |
 | 3 | DAVIS x5 + YouTubeVOS, no BL30K | 4 (x2) | 150k | 125k | 2e-5 | 10 | 10/10 | 20k-70k |
 The loss weights are flags (--mc_weight, --ug_f2_weight, --ug_f4_weight); the paper uses 10 for all.
-Clips have 5 frames; stage 0 has 3 (its network is STCN's single-object one, no SAM).
+Clips have 5 frames (stage 0: 3, its network is STCN's single-object one, no SAM); video clips pick
+their frames by RDE's forward walk with 50% time reversal (``dataset/rde_frames.py``).
 A SAM not found in --load_network keeps the new network's init: PyTorch's default (released
 trainer, --sam_init default) or non-local blocks starting as the identity (--sam_init zero), which
 avoids the recurrent RDE exploding when the encoders are not ImageNet-initialised.
@@ -18,6 +19,7 @@ import torch.nn as nn
 
 from dataset.curriculum import BL30K_CURRICULUM, MAIN_CURRICULUM
 from dataset.mask_perturbation import perturb_objects
+from dataset.rde_frames import sample_rde_frame_indices
 from model.losses import BootstrapSchedule, per_object_iou
 from model.rde_losses import MC_WEIGHT, UG_WEIGHT, mask_consistency_loss, segmentation_loss, unbiased_guidance_loss
 from model.rde_training import rde_train_forward
@@ -71,6 +73,7 @@ class RDERecipe(TrainingRecipe):
 
     name = "rde"
     num_frames = 5
+    frame_sampler = staticmethod(sample_rde_frame_indices)
 
     def __init__(self):
         self.settings = None

@@ -42,10 +42,12 @@ class StageDefaults:
 
 class TrainingRecipe:
     """Interface of a model family's training step. ``num_frames``: clip length unless a stage's
-    defaults name their own."""
+    defaults name their own. ``frame_sampler``: how video clips pick their frames, a function
+    ``(rng, length, num_frames, max_skip) -> indices`` (None: STCN's ``sample_frame_indices``)."""
 
     name = "base"
     num_frames = 3
+    frame_sampler = None
     max_objects = 2
     find_unused_parameters = False
 

@@ -39,14 +39,17 @@ def state_path(cfg):
     return Path(cfg.run_dir) / f"{cfg.id}_checkpoint.pth"
 
 
-def build_dataset(cfg):
-    """The stage's training set, from the published folder layouts."""
+def build_dataset(cfg, recipe=None):
+    """The stage's training set, from the published folder layouts; video clips are drawn by the
+    recipe's ``frame_sampler`` (``recipe`` defaults to the one ``cfg.model`` names)."""
     common = dict(size=cfg.size, num_frames=cfg.num_frames, max_objects=cfg.max_objects)
     if cfg.data == "static":
         from dataset.static_dataset import StaticImageDataset, static_sets
         return StaticImageDataset(static_sets(cfg.static_root), **common)
     from dataset.vos_dataset import (bl30k_dataset, davis_train_dataset, main_training_dataset,
                                      youtube_train_dataset)
+    recipe = recipe or get_recipe(cfg.model)
+    common["frame_sampler"] = recipe.frame_sampler
     if cfg.data == "bl30k":
         return bl30k_dataset(cfg.bl_root, **common)
     if cfg.data == "main":
@@ -161,7 +164,8 @@ class Trainer:
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         amp = cfg.amp and device.type == "cuda"
 
-        dataset = self.dataset if self.dataset is not None else build_dataset(cfg)   # bad folders fail fast
+        # datasets first: bad folders fail before the slow network build
+        dataset = self.dataset if self.dataset is not None else build_dataset(cfg, self.recipe)
         network = self._build_network(device)
         optimizer, scheduler = self._optimisation(network)
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
