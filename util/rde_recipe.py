@@ -106,6 +106,14 @@ class RDERecipe(TrainingRecipe):
         return self.configure(args.stage, sam_init=getattr(args, "sam_init", "default"),
                               **{k: getattr(args, k, None) for k in WEIGHT_FLAGS})
 
+    def family_options(self):
+        if self.settings is None:
+            raise RuntimeError("configure the RDE recipe (configure or configure_from_args) first")
+        return {**{k: self.settings[k] for k in WEIGHT_FLAGS}, "sam_init": self.settings["sam_init"]}
+
+    def configure_options(self, stage, options):
+        return self.configure(stage, **options)
+
     def stage_defaults(self, stage):
         if stage not in RDE_STAGES:
             raise ValueError(f"RDE has stages 0-3, not {stage}")
@@ -136,7 +144,8 @@ class RDERecipe(TrainingRecipe):
 
     def make_optimizer(self, parameters, config):
         if self.settings is None or self.settings["stage"] != config.stage:
-            self.configure(config.stage)   # programmatic use without train.py: the stage's defaults
+            # programmatic use without the trainer: the config's options, else the stage's defaults
+            self.configure_options(config.stage, getattr(config, "family_options", None) or {})
         return super().make_optimizer(parameters, config)
 
     def training_module(self, network):

@@ -1,12 +1,13 @@
 """Command line and resolved settings of ``train.py``.
 
 Flags left unset take the model family's stage defaults (``util/train_recipes.py``); the resolved
-``TrainConfig`` is printed and saved as ``config.json`` in the run folder.
+``TrainConfig`` is printed and saved as ``config.json`` in the run folder. A family's own flags
+(e.g. RDE's loss weights) are resolved by its recipe into ``family_options``.
 """
 import argparse
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -55,6 +56,7 @@ class TrainConfig:
     davis_root: str
     yv_root: str
     davis_repeat: int
+    family_options: dict = field(default_factory=dict)   # the recipe's own settings (recipe.family_options())
 
 
 def build_parser():
@@ -121,6 +123,7 @@ def resolve_config(args):
     """Fill unset flags from the recipe's stage defaults and check the result."""
     recipe = get_recipe(args.model)
     d = recipe.stage_defaults(args.stage)
+    family_options = recipe.configure_from_args(args).family_options()
     run_id = args.id or f"{args.model}_s{args.stage}"
     run_dir = Path(args.save_dir) / run_id
     iterations = args.iterations if args.iterations is not None else d.iterations
@@ -143,7 +146,7 @@ def resolve_config(args):
         log_every=1 if args.debug else args.log_every, log_image_every=1 if args.debug else args.log_image_every,
         stop_at=args.stop_at, progress_bar=not args.no_progress, cudnn_benchmark=args.benchmark,
         static_root=args.static_root, bl_root=args.bl_root, davis_root=args.davis_root, yv_root=args.yv_root,
-        davis_repeat=args.davis_repeat)
+        davis_repeat=args.davis_repeat, family_options=family_options)
     _check(cfg)
     return cfg
 

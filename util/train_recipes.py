@@ -54,6 +54,22 @@ class TrainingRecipe:
     def stage_defaults(self, stage):
         raise NotImplementedError
 
+    def configure_from_args(self, args):
+        """Read the family's own flags (added by an optional static ``add_arguments(parser)``);
+        flags left unset take the stage's values."""
+        return self
+
+    def family_options(self):
+        """The family's own settings as configured, JSON values by name: ``TrainConfig.family_options``
+        (config.json, compared on --resume). The trainer hands them back through ``configure_options``."""
+        return {}
+
+    def configure_options(self, stage, options):
+        """Apply ``family_options`` saved in a config (missing ones: the stage's values)."""
+        if options:
+            raise ValueError(f"model {self.name!r} has no family options, got {sorted(options)}")
+        return self
+
     def build_network(self, single_object, pretrained):
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 What differs between model families (clip length, network, forward pass, losses, stage defaults)
 comes from a ``TrainingRecipe``; see ``util/train_recipes.py``.
 """
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -89,8 +90,10 @@ class Trainer:
     """Runs one stage. ``dataset`` (optional) replaces the one the config names."""
 
     def __init__(self, cfg, dataset=None, recipe=None, record_history=False):
-        self.cfg = cfg
-        self.recipe = recipe or get_recipe(cfg.model)
+        # the config's family options (none given: the stage's values) override however the recipe
+        # was configured, and the config records them all, so config.json is what runs
+        self.recipe = (recipe or get_recipe(cfg.model)).configure_options(cfg.stage, cfg.family_options)
+        self.cfg = dataclasses.replace(cfg, family_options=self.recipe.family_options())
         self.dataset = dataset
         self.record_history = record_history
         self.history = []          # with record_history: total loss of every iteration of this process
@@ -238,5 +241,9 @@ def _warn_changed(saved, current):
     keys = ("model", "stage", "iterations", "batch_size", "steps", "lr", "seed", "size")
     changed = {k: (saved.get(k), current.get(k)) for k in keys
                if k in saved and json.dumps(saved[k]) != json.dumps(current[k])}
+    if "family_options" in saved:   # states saved before family options existed have none
+        before, now = saved["family_options"], current.get("family_options", {})
+        changed.update({f"family_options.{k}": (before.get(k), now.get(k)) for k in sorted({*before, *now})
+                        if json.dumps(before.get(k)) != json.dumps(now.get(k))})
     if changed:
         print(f"[train] warning: resuming with changed settings {changed} (saved, now)", file=sys.stderr)
