@@ -2,6 +2,11 @@
 
 Each video's outputs are written into a temporary folder that is renamed into place only when the
 video is complete; a failing video stops the run with ``VideoFailed`` naming it.
+
+Memory options, later ones winning: the policy's own defaults; its preset for the benchmark (a
+policy class may define ``PRESETS = {"davis": {...}, "youtube": {...}}``, e.g. RDE's top-k and
+theta per benchmark); ``--memory_option KEY=VALUE``; the published flags ``--top``, ``--mem_every``,
+``--include_last`` when given.
 """
 import argparse
 import ast
@@ -17,6 +22,7 @@ import numpy as np
 from util.palette import atomic_file, write_label_png
 
 CONFIG_NAME = "eval_config.json"
+BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
 
 
 class VideoFailed(RuntimeError):
@@ -38,10 +44,12 @@ def add_common_flags(parser):
     parser.add_argument("--model", required=True, help="network weights (.pth), e.g. saves/stcn.pth")
     parser.add_argument("--output", required=True, help="folder for the predicted masks")
     parser.add_argument("--top", type=int, default=None,
-                        help="top-k filtering of the memory read-out (STCN paper: k = 20)")
+                        help="top-k filtering of the memory read-out (default: the memory policy's preset "
+                             "for this benchmark, else its own default; STCN paper: k = 20)")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--mem_every", type=int, default=None,
-                        help="a frame joins the memory every this many frames (STCN paper: 5)")
+                        help="a frame joins the memory every this many frames (default: the memory policy's "
+                             "preset for this benchmark, else its own default; STCN paper: 5)")
     parser.add_argument("--include_last", action="store_true",
                         help="also keep the previous frame as a temporary memory entry")
     parser.add_argument("--memory", choices=policies, default="every5",
@@ -62,9 +70,23 @@ def _parse_value(text):
         return text
 
 
-def policy_options(args):
-    """Options for the chosen memory policy: flags it accepts, left at its own defaults when not given."""
-    options = {}
+def benchmark_of(args):
+    """``args.benchmark`` when set, else the benchmark whose data flag the script parsed (or None)."""
+    if getattr(args, "benchmark", None):
+        return args.benchmark
+    found = [name for name, flag in BENCHMARK_PATH_FLAGS.items() if hasattr(args, flag)]
+    return found[0] if len(found) == 1 else None
+
+
+def policy_preset(policy_class, benchmark):
+    """The options ``policy_class.PRESETS`` gives ``benchmark`` (none when it has no preset for it)."""
+    return dict(getattr(policy_class, "PRESETS", {}).get(benchmark, {}))
+
+
+def policy_options(args, benchmark=None):
+    """Options for the chosen memory policy: its preset for ``benchmark`` (default ``benchmark_of(args)``)
+    overridden by --memory_option, then by the flags it accepts; the rest stay at its own defaults."""
+    options = policy_preset(memory_policies()[args.memory], benchmark or benchmark_of(args))
     for item in args.memory_option:
         key, sep, value = item.partition("=")
         if not sep or not key:

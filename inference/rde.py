@@ -62,6 +62,8 @@ class RDEMemory(MemoryPolicy):
     never the last frame); include_last: every frame is a full update (theta = 1).
     """
 
+    PRESETS = RDE_PRESETS   # eval_davis.py / eval_youtube.py start from these (evaluation/runner.py)
+
     def __init__(self, network, layout=DEFAULT_LAYOUT, top_k=TOP_K, mem_every=MEM_EVERY, include_last=False):
         super().__init__(network, mem_every=mem_every, include_last=include_last)
         if layout not in LAYOUTS:

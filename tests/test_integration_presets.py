@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+import eval_davis
+import eval_youtube
 import train
 import util.rde_recipe  # noqa: F401  (registers --model rde)
 from conftest import REPO
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.sampler import SampleKey, sample_rng
+from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.vos_dataset import sample_frame_indices
+from evaluation import runner
+from inference.rde import RDE_PRESETS
+from test_eval_scripts import HEIGHT, WIDTH, run_script
 from util.train_config import build_parser, resolve_config
 from util.rde_recipe import RDERecipe
 from util.trainer import Trainer, build_dataset
@@ -118,3 +124,78 @@ def test_family_options_reach_config_json_and_the_resume_check(static_root, tmp_
     err = capsys.readouterr().err
     assert "resuming with changed settings {'family_options.mc_weight': (7.0, 3.0)}" in err, err
     assert json.loads((tmp_path / "r0" / "config.json").read_text())["family_options"]["mc_weight"] == 3.0
+
+
+# ----------------------------------------------------------------------------- 3. evaluation presets
+def eval_args(script, *flags):
+    return script.build_parser().parse_args(["--model", "m.pth", "--output", "out", *map(str, flags)])
+
+
+def test_eval_memory_options_layer_preset_then_memory_option_then_published_flags():
+    rde_davis = runner.policy_options(eval_args(eval_davis, "--memory", "rde"))
+    assert rde_davis == RDE_PRESETS["davis"] and rde_davis["top_k"] == 40 and rde_davis["mem_every"] == 3
+    assert runner.policy_options(eval_args(eval_youtube, "--memory", "rde")) == {
+        "layout": "two-frames-compress", "top_k": 20, "mem_every": 4}
+    args = eval_args(eval_youtube, "--memory", "rde", "--memory_option", "top_k=9", "--memory_option",
+                     "layout=compress", "--mem_every", 2)
+    assert runner.policy_options(args) == {"layout": "compress", "top_k": 9, "mem_every": 2}
+    assert runner.policy_options(eval_args(eval_youtube, "--memory", "rde", "--memory_option", "top_k=9",
+                                           "--top", 7))["top_k"] == 7
+    # every-5 has no preset: STCN's defaults on both benchmarks
+    for script in (eval_davis, eval_youtube):
+        args = eval_args(script)
+        options = runner.policy_options(args)
+        assert options == {}
+        resolved = runner.resolved_policy_options(args, options)
+        assert (resolved["top_k"], resolved["mem_every"]) == (20, 5)
+    assert runner.policy_options(eval_args(eval_davis, "--memory", "rde"), benchmark="youtube")["mem_every"] == 4
+
+
+def test_any_policy_brings_presets_without_touching_the_runner(monkeypatch):
+    from inference import MEMORY_POLICIES
+    from inference.every_k import EveryKMemory
+
+    class Preset(EveryKMemory):
+        PRESETS = {"youtube": {"top_k": 11, "max_frames": 6}}
+
+    monkeypatch.setitem(MEMORY_POLICIES, "preset", Preset)
+    assert runner.policy_options(eval_args(eval_youtube, "--memory", "preset")) == {"top_k": 11, "max_frames": 6}
+    assert runner.policy_options(eval_args(eval_davis, "--memory", "preset")) == {}
+
+
+@pytest.fixture(scope="module")
+def rde_checkpoint(tmp_path_factory):
+    from model import RDE
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "rde_random.pth"
+    torch.save(RDE().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_sets")
+    write_synthetic_davis(root / "davis", seed=5, num_train=0, num_val=1, num_test_dev=0, length=3,
+                          height=HEIGHT, width=WIDTH, max_objects=2)
+    write_synthetic_youtube(root / "youtube", seed=0, num_train=0, num_valid=1, length=6, height=HEIGHT,
+                            width=WIDTH, max_objects=2)
+    return root
+
+
+@pytest.mark.parametrize("script, data_flag, extra, top_k, mem_every", [
+    (eval_davis, "--davis_path", [], 40, 3),
+    (eval_youtube, "--yv_path", [], 20, 4),
+    (eval_youtube, "--yv_path", ["--top", 7], 7, 4),          # an explicit published flag wins
+])
+def test_eval_scripts_run_rde_with_its_benchmark_preset(script, data_flag, extra, top_k, mem_every, eval_sets,
+                                                        rde_checkpoint, tmp_path, capsys):
+    data = eval_sets / ("davis" if script is eval_davis else "youtube")
+    output = tmp_path / "out"
+    flags = ["--model", rde_checkpoint, data_flag, data, "--output", output, "--memory", "rde", "--device", "cpu"]
+    if script is eval_youtube:
+        flags += ["--short_side", 48]
+    assert run_script(script, flags + extra) is None
+    options = json.loads((output / runner.CONFIG_NAME).read_text())["memory_options"]
+    assert options == {"layout": "two-frames-compress", "top_k": top_k, "mem_every": mem_every,
+                       "include_last": False}
+    assert f"'top_k': {top_k}" in capsys.readouterr().out    # the printed configuration
