@@ -5,8 +5,10 @@ where the object was given, fixed afterwards) and ``update`` (refined by every l
 the last). The memory therefore holds 2 x 2 x L bases per object whatever the video's length.
 
 Frames are resized (bicubic, no padding) to a working size and the logits are resized straight
-back to the frame's size, as the published evaluator does (SWEM.md §3). All memory arithmetic
-runs in the network's dtype unless ``memory_dtype`` says otherwise: ``network.double()`` runs
+back to the frame's size, as the published evaluator does (SWEM.md §3). The bases, the EM and the
+matching (well under 1 % of a frame's arithmetic) run in float64 by default, whatever the network's
+dtype: the EM amplifies float32 rounding (SWEM.md §8; scripts/swem_float32_agreement.py measures
+it). ``memory_dtype="float32"`` gives the published all-float32 run; ``network.double()`` runs
 everything in float64.
 """
 import torch
@@ -17,6 +19,7 @@ from model.swem_em import EM_ITERS, N_BASES, TAU, WEIGHTINGS, init_bases, mask_w
 
 from .policy import MemoryPolicy, register_policy
 
+AUTO = "auto"                  # memory_dtype: float64, or the network's dtype where float64 is missing (MPS)
 DAVIS_WORK_SIZE = (480, 864)   # every DAVIS frame is resized to 480 x 864 (SWEM.md §3.1)
 YOUTUBE = "youtube"            # work_size rule of the YouTubeVOS evaluator (SWEM.md §3.2)
 YOUTUBE_SHORT_SIDE = 480
@@ -77,13 +80,13 @@ class SWEMMemory(MemoryPolicy):
     interpolation: overrides the frame resize mode; init_bases: stored initial keys (1, K, 2, Ck, L)
     for the K objects in order of appearance, replacing the random draw; init_seed: seed of the
     random draw (None: the global torch generator, as the published code); memory_dtype: dtype of
-    the bases, the EM and the matching (default: the network's; "float64" with a float32 network
-    keeps the numerically fragile EM in double precision, see scripts/swem_float32_agreement.py).
+    the bases, the EM and the matching: "auto" (float64; the network's dtype on MPS, which has no
+    float64), "float32", "float64", or None for the network's dtype.
     """
 
     def __init__(self, network, n_bases=N_BASES, em_iters=EM_ITERS, tau=TAU, top_l=None, banks=2,
                  weighting="adaptive", work_size=DAVIS_WORK_SIZE, interpolation=None, init_bases=None,
-                 init_seed=0, memory_dtype=None):
+                 init_seed=0, memory_dtype=AUTO):
         super().__init__(network, mem_every=1)
         if not hasattr(network, "swem_core"):
             raise ValueError(f"memory='swem' needs a SWEM network (got {type(network).__name__}); load a "
@@ -112,12 +115,21 @@ class SWEMMemory(MemoryPolicy):
         self.generator = None if init_seed is None else torch.Generator().manual_seed(init_seed)
         parameter = next(network.parameters())
         self.network_dtype, self.device = parameter.dtype, parameter.device
-        self.dtype = getattr(torch, memory_dtype) if isinstance(memory_dtype, str) else (
-            memory_dtype or self.network_dtype)
+        self.dtype = self._memory_dtype(memory_dtype)
         self.first = None      # Bases of every object from the frame it was given
         self.update = None     # Bases refined by every later memorised frame
         self.frames_merged = 0
         self.transform = None
+
+    def _memory_dtype(self, name):
+        if name is None:
+            return self.network_dtype
+        if name == AUTO:
+            return self.network_dtype if self.device.type == "mps" else torch.float64
+        dtype = {"float32": torch.float32, "float64": torch.float64}.get(name, name)
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"memory_dtype must be 'auto', 'float32', 'float64' or None, got {name!r}")
+        return dtype
 
     # ----------------------------------------------------------------- frame loop hooks
     def make_transform(self, height, width):

@@ -367,16 +367,6 @@ def test_youtube_protocol_with_a_late_object(net64):
     assert torch.equal(first4.zeta[:, 1:], update4.zeta[:, 1:])
 
 
-def test_segment_video_streams_label_channels_for_a_late_object(net64):
-    frames, masks = late_object_video()
-    out = list(segment_video(net64, iter(frames), masks, memory="swem", work_size=(64, 96), n_bases=64))
-    assert len(out) == len(frames)
-    assert all(o.shape == (3, 64, 96) and o.dtype == np.float32 for o in out)
-    assert np.all(out[0][0] == 1)                             # all background before any object
-    assert np.all(out[2][2] == 0)                             # object 7 not given yet
-    assert np.array_equal(out[4].argmax(0) == 2, masks[4] == 7)
-
-
 def test_memory_size_is_constant_in_video_length(net64):
     video = SyntheticVideo(seed=5, height=32, width=48, num_objects=2, length=7)
     core = InferenceCore(net64, memory="swem", work_size=None, n_bases=64)
@@ -397,20 +387,26 @@ def test_memory_size_is_constant_in_video_length(net64):
     assert sizes[6][0]["frames_merged"] == 6                 # every frame but the last
 
 
-def test_memory_follows_the_network_dtype(net64):
-    video = SyntheticVideo(seed=6, height=32, width=48, num_objects=1, length=3)
-    core = InferenceCore(net64, memory="swem", work_size=None, n_bases=64)
+def run_three_frames(net, video, **options):
+    core = InferenceCore(net, memory="swem", work_size=None, n_bases=64, **options)
     with torch.inference_mode():
         for t, frame in enumerate(video.frames()):
             probs = core.step(t, frame, mask=video.labels(0) if t == 0 else None, is_last=t == 2)
+    return core, probs
+
+
+def test_memory_dtype_float64_by_default_or_as_asked(net64):
+    video = SyntheticVideo(seed=6, height=32, width=48, num_objects=1, length=3)
+    core, probs = run_three_frames(net64, video)
     assert core.policy.update.nu.dtype == torch.float64 and probs.dtype == torch.float32
-    # the memory may be kept in another dtype than the network's (float64 with a float32 network)
-    core = InferenceCore(net64, memory="swem", work_size=None, n_bases=64, memory_dtype="float32")
-    with torch.inference_mode():
-        for t, frame in enumerate(video.frames()):
-            mixed = core.step(t, frame, mask=video.labels(0) if t == 0 else None, is_last=t == 2)
-    assert core.policy.update.nu.dtype == torch.float32
-    assert (mixed - probs).abs().max() < 1e-3
+    assert core.stats()["memory_features"] == 256              # first + update, 2 sets x 64
+    # the memory may be kept in another dtype than the network's
+    mixed, mixed_probs = run_three_frames(net64, video, memory_dtype="float32")
+    assert mixed.policy.update.nu.dtype == torch.float32
+    assert (mixed_probs - probs).abs().max() < 1e-3
+    # banks=1 reads the sequentially updated bank only
+    single, _ = run_three_frames(net64, video, banks=1)
+    assert single.stats()["memory_features"] == 128 and single.policy._memory() is single.policy.update
 
 
 def test_swem_policy_rejects_bad_options(net64):
@@ -423,6 +419,8 @@ def test_swem_policy_rejects_bad_options(net64):
         InferenceCore(net64, memory="swem", work_size=(480, 854))
     with pytest.raises(ValueError, match="weighting"):
         InferenceCore(net64, memory="swem", weighting="hard")
+    with pytest.raises(ValueError, match="memory_dtype"):
+        InferenceCore(net64, memory="swem", memory_dtype="float16")
     core = InferenceCore(net64, memory="swem", work_size=None)
     with pytest.raises(ValueError, match="multiples of 16"):
         core.step(0, np.zeros((50, 70, 3), np.uint8), mask=np.ones((50, 70), np.uint8))
