@@ -84,6 +84,9 @@ class SWEMMemory(MemoryPolicy):
     float64), "float32", "float64", or None for the network's dtype.
     """
 
+    # eval_davis.py / eval_youtube.py start from these (evaluation/runner.py)
+    PRESETS = {"davis": {"work_size": DAVIS_WORK_SIZE}, "youtube": {"work_size": YOUTUBE}}
+
     def __init__(self, network, n_bases=N_BASES, em_iters=EM_ITERS, tau=TAU, top_l=None, banks=2,
                  weighting="adaptive", work_size=DAVIS_WORK_SIZE, interpolation=None, init_bases=None,
                  init_seed=0, memory_dtype=AUTO):

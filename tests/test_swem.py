@@ -424,3 +424,10 @@ def test_swem_policy_rejects_bad_options(net64):
     core = InferenceCore(net64, memory="swem", work_size=None)
     with pytest.raises(ValueError, match="multiples of 16"):
         core.step(0, np.zeros((50, 70, 3), np.uint8), mask=np.ones((50, 70), np.uint8))
+
+
+def test_eval_scripts_start_from_the_published_working_sizes():
+    from evaluation.runner import policy_preset
+    from inference.swem import SWEMMemory
+    assert policy_preset(SWEMMemory, "davis") == {"work_size": (480, 864)}
+    assert policy_preset(SWEMMemory, "youtube") == {"work_size": "youtube"}

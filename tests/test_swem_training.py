@@ -11,6 +11,7 @@ import torch
 import util.swem_recipe  # noqa: F401  (registers --model swem)
 from conftest import REPO
 from dataset.sampler import SampleKey
+from dataset.swem_frames import sample_swem_frame_indices
 from model import load_network
 from model.swem import SWEM
 from model.swem_losses import SWEM_BOOTSTRAP, soft_iou_loss, swem_losses
@@ -75,6 +76,24 @@ def test_skip_curriculum_ramps_holds_and_falls_as_published():
     for it in range(0, total, 7):
         ours = SWEM_CURRICULUM.max_skip(it, total)
         assert ours in {swem_skip(max(0, it - 1), total), swem_skip(it, total), swem_skip(it + 1, total)}, it
+
+
+def test_frame_sampler_grows_the_span_within_the_window():
+    rng = np.random.default_rng(0)
+    for length, skip in [(3, 1), (6, 26), (40, 4), (200, 26)]:
+        window = max(1, min(skip, length // 3))
+        orders = set()
+        for _ in range(200):
+            chosen = sample_swem_frame_indices(rng, length, 3, skip)
+            ordered = sorted(chosen)
+            assert len(set(chosen)) == 3 and all(0 <= i < length for i in chosen)
+            assert chosen in (ordered, ordered[::-1])
+            assert all(0 < b - a <= window for a, b in zip(ordered, ordered[1:])), (length, ordered)
+            orders.add(chosen == ordered)
+        assert orders == {True, False}                      # reversed about half of the time
+    assert SWEMRecipe.frame_sampler is sample_swem_frame_indices
+    with pytest.raises(ValueError, match="cannot give"):
+        sample_swem_frame_indices(rng, 2, 3, 5)
 
 
 # ----------------------------------------------------------------------------- losses

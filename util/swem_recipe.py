@@ -6,7 +6,8 @@ Stage defaults (the released scripts; batch sizes per process, the paper trained
 | 1 | DAVIS 2017 only | 8 | 60k | 50k | ramp to 25, back to 10 |
 | 2 | YouTubeVOS 2019 only | 8 | 150k | 125k | ramp to 25 (/5 on YouTubeVOS), back to 10 |
 | 3 | DAVIS x5 + YouTubeVOS (the released script) | 8 | 150k | 125k | ramp to 25, back to 10 |
-All stages: AdamW lr 2e-5, weight decay 5e-4, 3-frame clips, up to 2 objects; bootstrapped CE
+All stages: AdamW lr 2e-5, weight decay 5e-4, 3-frame clips (``dataset.swem_frames``), up to 2
+objects; bootstrapped CE
 (hardest 30 % after a 20k-70k warm-up) + soft-IoU loss. A stage-0 file gains its 5th value-input
 channel by orthogonal init. The published code trains without AMP (pass --no_amp to match; the EM
 and the matching always run in full precision). There is no BL30K stage in SWEM.
@@ -14,6 +15,7 @@ and the matching always run in full precision). There is no BL30K stage in SWEM.
 import torch.nn as nn
 
 from dataset.curriculum import SkipCurriculum
+from dataset.swem_frames import sample_swem_frame_indices
 
 from .train_recipes import RECIPES, StageDefaults, STCNRecipe
 
@@ -74,6 +76,7 @@ class SWEMRecipe(STCNRecipe):
     losses and stage defaults."""
 
     name = "swem"
+    frame_sampler = staticmethod(sample_swem_frame_indices)
 
     def stage_defaults(self, stage):
         if stage not in SWEM_STAGES:
