@@ -9,18 +9,16 @@
 """
 import sys
 
-import util.rde_recipe  # noqa: F401  (registers --model rde)
-import util.swem_recipe  # noqa: F401  (registers --model swem)
 from dataset.folders import DatasetFolderError
 from model.checkpoint import CheckpointError
 from util.train_config import build_parser, resolve_config
-from util.train_recipes import RECIPES, get_recipe
+from util.train_recipes import all_recipes, get_recipe
 from util.trainer import Trainer, TrainingSetupError
 
 
 def main(argv=None):
     parser = build_parser()
-    for family in RECIPES.values():   # family-specific flags (e.g. RDE loss weights)
+    for family in all_recipes().values():   # family-specific flags (e.g. RDE loss weights)
         if hasattr(family, "add_arguments"):
             family.add_arguments(parser)
     args = parser.parse_args(argv)

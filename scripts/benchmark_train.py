@@ -13,6 +13,7 @@ import argparse
 import resource
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset.synthetic import SyntheticVideo  # noqa: E402
 from model import normalize_image  # noqa: E402
-from util.train_recipes import RECIPES, get_recipe  # noqa: E402
+from util.train_recipes import all_recipes, get_recipe  # noqa: E402
 from util.trainer import training_step  # noqa: E402
 
 
@@ -48,12 +49,15 @@ def peak_memory_mib(device):
 
 def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
     recipe = get_recipe(model)
+    recipe.configure_options(stage, {})   # the family's own options at the stage's values
     defaults = recipe.stage_defaults(stage)
     torch.manual_seed(0)
     network = recipe.build_network(defaults.single_object, pretrained=False).to(device)
     recipe.set_train_mode(network)
     step_module = recipe.training_module(network)
-    optimizer = torch.optim.Adam(network.parameters(), lr=defaults.lr, weight_decay=defaults.weight_decay)
+    settings = types.SimpleNamespace(stage=stage, family_options={}, optimizer=defaults.optimizer, lr=defaults.lr,
+                                     weight_decay=defaults.weight_decay)
+    optimizer = recipe.make_optimizer(network.parameters(), settings)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     batch = synthetic_batch(batch_size, defaults.num_frames or recipe.num_frames, size, defaults.single_object,
@@ -91,7 +95,7 @@ def format_table(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="stcn", choices=sorted(RECIPES))
+    parser.add_argument("--model", default="stcn", choices=sorted(all_recipes()))
     parser.add_argument("--stage", type=int, nargs="+", default=[3], help="stages to measure (default 3)")
     parser.add_argument("--batch_size", type=int, nargs="+", default=[4],
                         help="clips per process (STCN: 8 for stage 0, 4 otherwise)")

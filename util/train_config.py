@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
-from util.train_recipes import RECIPES, get_recipe
+from util.train_recipes import all_recipes, get_recipe
 
 __all__ = ["TrainConfig", "build_parser", "resolve_config", "config_to_dict"]
 
@@ -65,7 +65,7 @@ def build_parser():
                     "(DAVIS 2017 + YouTubeVOS). Launch with `torchrun --nproc_per_node=N train.py ...`; "
                     "--batch_size is PER PROCESS (the paper's 16/8 total = 8/4 per process on 2 GPUs).")
     g = p.add_argument_group("stage")
-    g.add_argument("--model", default="stcn", choices=sorted(RECIPES), help="model family (default stcn)")
+    g.add_argument("--model", default="stcn", choices=sorted(all_recipes()), help="model family (default stcn)")
     g.add_argument("--stage", type=int, default=0, choices=[0, 1, 2, 3],
                    help="0: static images (single object); 1: BL30K; 2: main training after BL30K "
                         "(300k iterations); 3: main training without BL30K (150k)")

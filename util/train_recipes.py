@@ -8,6 +8,7 @@ is built and initialised from an earlier stage, and the forward pass with its lo
 To add a family, subclass ``TrainingRecipe`` and add it to ``RECIPES``; ``train.py --model NAME``
 picks it.
 """
+import importlib
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -17,7 +18,7 @@ import torch.nn as nn
 from dataset.curriculum import BL30K_CURRICULUM, MAIN_CURRICULUM, SkipCurriculum
 from model.losses import STCN_BOOTSTRAP, BootstrapSchedule, bootstrapped_ce_terms, per_object_iou
 
-__all__ = ["StageDefaults", "TrainingRecipe", "STCNRecipe", "RECIPES", "get_recipe"]
+__all__ = ["StageDefaults", "TrainingRecipe", "STCNRecipe", "RECIPES", "all_recipes", "get_recipe"]
 
 STAGE_DATA = {0: "static", 1: "bl30k", 2: "main", 3: "main"}
 
@@ -168,7 +169,19 @@ class STCNRecipe(TrainingRecipe):
 RECIPES = {"stcn": STCNRecipe}
 
 
+# Families living in their own modules register themselves into RECIPES when imported.
+FAMILY_MODULES = ("util.rde_recipe", "util.swem_recipe")
+
+
+def all_recipes():
+    """Every registered family (importing the family modules first): {name: recipe class}."""
+    for module in FAMILY_MODULES:
+        importlib.import_module(module)
+    return RECIPES
+
+
 def get_recipe(name):
+    all_recipes()
     if name not in RECIPES:
         raise ValueError(f"no training recipe for model {name!r}; known: {sorted(RECIPES)}")
     return RECIPES[name]()
