@@ -32,8 +32,10 @@ def build_parser():
     parser.add_argument("--yv_path", default="../YouTube",
                         help="YouTubeVOS root holding <split>/ and optionally all_frames/<split>_all_frames/")
     parser.add_argument("--split", choices=("valid", "test"), default="valid", help="YouTubeVOS split")
-    parser.add_argument("--short_side", type=int, default=PROCESSING_SHORT_SIDE,
-                        help="frames are resized so their shorter side has this many pixels (0: keep size)")
+    parser.add_argument("--short_side", type=int, default=None,
+                        help=f"frames are resized so their shorter side has this many pixels (0: keep size; "
+                             f"default {PROCESSING_SHORT_SIDE}, or 0 when the memory policy resizes frames "
+                             f"itself, e.g. SWEM's work_size)")
     runner.add_common_flags(parser)
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # legacy launchers
     return parser
@@ -117,8 +119,16 @@ def write_submission_zip(output, split, videos):
     return path
 
 
+def resolve_short_side(args, options):
+    """The processing size rule: the flag, else 480p unless the policy brings its own working size."""
+    if args.short_side is not None:
+        return args.short_side
+    return 0 if options.get("work_size") is not None else PROCESSING_SHORT_SIDE
+
+
 def run(args):
     options = runner.policy_options(args)
+    args.short_side = resolve_short_side(args, options)
     reader = YouTubeReader(args.yv_path, split=args.split)
     videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
     for video in videos:

@@ -318,3 +318,12 @@ def test_evaluate_script_reports_missing_results_clearly(davis_set, tmp_path):
     with pytest.raises(SystemExit, match=r"results/val-shapes-01: result folder of sequence val-shapes-01 is missing"):
         evaluate.main(["--results", str(results), "--gt", str(davis_set)])
     assert not (results / "global_results-val.csv").exists(), "a stale table must not survive a failed run"
+
+
+def test_youtube_short_side_defaults_to_480p_unless_the_policy_resizes_itself():
+    from eval_youtube import build_parser, resolve_short_side
+    args = build_parser().parse_args(["--model", "m.pth", "--output", "o"])
+    assert resolve_short_side(args, {}) == 480
+    assert resolve_short_side(args, {"work_size": "youtube"}) == 0   # SWEM resizes frames itself
+    explicit = build_parser().parse_args(["--model", "m.pth", "--output", "o", "--short_side", "360"])
+    assert resolve_short_side(explicit, {"work_size": "youtube"}) == 360
