@@ -164,13 +164,16 @@ def main(argv=None):
     header = (f"{args.height}x{args.width}, {args.objects} objects, seed {args.seed}; "
               f"{environment_line()}" + (f" (requested {args.threads})" if args.threads else ""))
     runs, samples = [], []
-    for spec in args.policies:
-        for length in sorted(args.lengths):
+    # length-major: the policies' runs of one length follow each other, so a change in the machine's
+    # load during a long benchmark skews their comparison less
+    for length in sorted(args.lengths):
+        for spec in args.policies:
             call = (measure, spec, length, args.height, args.width, args.objects, args.seed, args.threads,
                     args.sample_every)
             run, run_samples = call[0](*call[1:]) if args.in_process else run_isolated(*call)
             runs.append(run)
             samples.extend(run_samples)
+            runs.sort(key=lambda r: (args.policies.index(r["policy"]), r["length"]))
             print(f"{spec} {length} frames: {run['fps']:.2f} frames/s, peak RSS {run['peak_rss_mib']:.0f} MiB, "
                   f"{run['final_memory_features']} memory features", file=sys.stderr, flush=True)
             # written after every run, so a long benchmark that is cut off keeps what it measured
