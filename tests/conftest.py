@@ -57,3 +57,13 @@ def load_golden(name):
 @pytest.fixture(scope="session")
 def stcn_seed0_state_dict():
     return synthetic_state_dict("stcn", seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors and training runs: one intra-op thread avoids OpenMP barrier stalls on a busy
+    2-core machine. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -22,13 +22,7 @@ from model.sam import MemoryCompression
 from util.rde_recipe import RDERecipe
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny training runs: one intra-op thread avoids OpenMP contention on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(seed, size=32, frames=5, objects=2):

@@ -20,13 +20,7 @@ from util.trainer import Trainer, lr_at, state_path, weights_path
 SIZE = "32"   # crop size of the runs below (a multiple of 16)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Training runs here are tiny: one intra-op thread avoids OpenMP contention on a busy 2-core CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
