@@ -107,7 +107,7 @@ def test_published_command_lines_still_parse():
     assert args.davis_path == "../DAVIS/2017" and args.year == 2017 and args.memory == "every5"
     args = eval_youtube.build_parser().parse_args(
         ["--model", "m", "--yv_path", "../YouTube", "--output", "o", "--split", "test", "--save_scores"])
-    assert args.split == "test" and args.save_scores and args.short_side == 480
+    assert args.split == "test" and args.save_scores and eval_youtube.resolve_short_side(args, {}) == 480
 
 
 def test_memory_choices_come_from_the_policy_registry():
