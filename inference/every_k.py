@@ -22,8 +22,6 @@ class EveryKMemory(MemoryPolicy):
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
         self.bank = MemoryBank(top_k=top_k)
         self.max_frames = max_frames
-        self.given_frames = set()
-        self._known_at_last_write = 0
 
     def write(self, t, query, value, permanent=True):
         key = query.key[0].flatten(1)
@@ -31,16 +29,13 @@ class EveryKMemory(MemoryPolicy):
         if not permanent:
             self.bank.set_temporary(key, value)
             return
-        if self.num_objects > self._known_at_last_write:
-            self.given_frames.add(t)   # objects joined here: this frame is an annotation
-        self._known_at_last_write = self.num_objects
         self.bank.append(t, key, value)
         if self.max_frames is not None:
             self._enforce_cap()
 
     def _enforce_cap(self):
         frames = torch.unique(self.bank.frames).tolist()
-        droppable = [f for f in frames if f not in self.given_frames]
+        droppable = [f for f in frames if f not in self.bank.given_frames]
         while len(frames) > self.max_frames and droppable:
             oldest = droppable.pop(0)
             self.bank.keep(self.bank.frames != oldest)

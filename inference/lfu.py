@@ -48,8 +48,6 @@ class LFUMemory(MemoryPolicy):
         self.protect_given = protect_given
         self.features_per_frame = None
         self.hits = None              # (N,) int64: the LFU index of every memory position
-        self.given_frames = set()
-        self._known_at_last_write = 0
 
     @property
     def capacity_features(self):
@@ -61,9 +59,6 @@ class LFUMemory(MemoryPolicy):
         if not permanent:
             self.bank.set_temporary(key, value)
             return
-        if self.num_objects > self._known_at_last_write:
-            self.given_frames.add(t)   # objects joined here: this frame is an annotation
-        self._known_at_last_write = self.num_objects
         if self.features_per_frame is None:
             self.features_per_frame = key.shape[1]
         excess = self.bank.size + key.shape[1] - self.capacity_features
@@ -82,8 +77,8 @@ class LFUMemory(MemoryPolicy):
         """Memory positions in the order they are evicted at frame t: (protected last,) lowest score
         first, ties oldest first."""
         order = torch.sort(self.scores(t), stable=True).indices   # stable: ties keep position order
-        if self.protect_given and self.given_frames:
-            given = torch.tensor(sorted(self.given_frames), device=self.bank.frames.device)
+        if self.protect_given and self.bank.given_frames:
+            given = torch.tensor(sorted(self.bank.given_frames), device=self.bank.frames.device)
             protected = torch.isin(self.bank.frames[order], given)
             order = order[torch.sort(protected.to(torch.uint8), stable=True).indices]
         return order

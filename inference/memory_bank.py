@@ -17,6 +17,7 @@ class MemoryBank:
         self.frames = None        # N: the frame each position was written from
         self.object_start = []    # per object: first position it may read
         self.temporary = None     # (key Ck x n, value K x Cv x n): the optional "last frame" entry
+        self.given_frames = set()  # frames whose write brought new objects: annotations
 
     @property
     def size(self):
@@ -36,6 +37,8 @@ class MemoryBank:
 
     def append(self, t, key, value):
         """key (Ck, n) and value (K, Cv, n) of frame t, K = every object known now."""
+        if value.shape[0] > len(self.object_start):
+            self.given_frames.add(t)
         self._grow_objects(value.shape[0])
         frames = torch.full((key.shape[1],), t, dtype=torch.long, device=key.device)
         if self.keys is None:

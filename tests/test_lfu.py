@@ -91,7 +91,7 @@ def test_eviction_order_lowest_index_over_age_first_ties_oldest_first():
 
 def test_protect_given_evicts_given_frame_features_last():
     policy = hand_built(protect_given=True)
-    assert policy.given_frames == {0}
+    assert policy.bank.given_frames == {0}
     assert policy.eviction_order(15).tolist() == [3, 2, 4, 5, 1, 0]
     policy.write(15, *features(2, seed=9))
     assert policy.bank.frames.tolist() == [0, 0, 10, 10, 15, 15]
@@ -238,4 +238,4 @@ def test_every5_max_frames_drops_the_oldest_non_given_frame_and_keeps_late_objec
     assert kept[5] == [0, 4, 5]
     assert kept[7] == [0, 5, 7]
     assert kept[9] == [0, 5, 9]
-    assert core.policy.given_frames == {0, 5}
+    assert core.policy.bank.given_frames == {0, 5}
