@@ -10,15 +10,14 @@ per-sequence_results-<split>.csv (the DAVIS 2017 toolkit's definitions, see eval
 """
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from dataset.benchmark_readers import BenchmarkLayoutError, DavisReader
+from dataset.benchmark_readers import DavisReader
 from evaluation import runner
-from evaluation.davis import EvaluationError, evaluate_davis
+from evaluation.davis import evaluate_davis
 from evaluation.tables import format_table, write_davis_csvs
 from evaluation.metrics import VOID_LABEL
 from util.palette import publish_directory
@@ -99,13 +98,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, runner.VideoFailed,
-            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
-        sys.exit(runner.report_failure(error))
-    return 0
+    return runner.run_script(build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ synthetic sets (which ship ``<split>_gt``) also prints and writes YouTubeVOS-sty
 """
 import argparse
 import contextlib
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from dataset.benchmark_readers import BenchmarkLayoutError, YouTubeReader
+from dataset.benchmark_readers import YouTubeReader
 from evaluation import runner
-from evaluation.davis import EvaluationError
 from util.palette import atomic_file, publish_directory
 
 PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
@@ -162,13 +160,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, runner.VideoFailed,
-            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
-        sys.exit(runner.report_failure(error))
-    return 0
+    return runner.run_script(build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import ast
 import inspect
 import json
 import platform
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -206,3 +207,16 @@ def report_failure(error):
     if not isinstance(cause, (ValueError, OSError, KeyError)):
         traceback.print_exception(type(cause), cause, cause.__traceback__)
     return f"error: {error}"
+
+
+def run_script(build_parser, run, argv=None):
+    """An eval script's main: parse, run, and end an input problem with one "error: ..." line."""
+    from dataset.benchmark_readers import BenchmarkLayoutError
+    from evaluation.davis import EvaluationError
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, VideoFailed,
+            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
+        sys.exit(report_failure(error))
+    return 0
