@@ -93,16 +93,20 @@ def plot(runs, samples, policies, output):
     import matplotlib.pyplot as plt
 
     longest = max(int(r["length"]) for r in runs)
-    for field, ylabel, name in (("memory_features", "memory features", "memory_vs_frame.png"),
-                                ("rss_mib", "resident memory (MiB)", "rss_vs_frame.png")):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for policy in policies:
-            rows = [s for s in samples if s["policy"] == policy and int(s["length"]) == longest]
-            ax.plot([int(s["frame"]) for s in rows], [float(s[field]) for s in rows], label=policy)
-        ax.set_xlabel("frame index")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{ylabel} over a {longest}-frame video")
-        ax.legend()
+    for field, ylabel, name, scales in (("memory_features", "memory features", "memory_vs_frame.png",
+                                         ("linear", "log")),
+                                        ("rss_mib", "resident memory (MiB)", "rss_vs_frame.png", ("linear",))):
+        # memory features: a log-scale panel beside the linear one, where bounded policies lie flat
+        fig, axes = plt.subplots(1, len(scales), figsize=(7 * len(scales), 4), squeeze=False)
+        for ax, scale in zip(axes[0], scales):
+            for policy in policies:
+                rows = [s for s in samples if s["policy"] == policy and int(s["length"]) == longest]
+                ax.plot([int(s["frame"]) for s in rows], [float(s[field]) for s in rows], label=policy)
+            ax.set_yscale(scale)
+            ax.set_xlabel("frame index")
+            ax.set_ylabel(ylabel + (" (log scale)" if scale == "log" else ""))
+            ax.set_title(f"{ylabel} over a {longest}-frame video")
+            ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(output, name), dpi=100)
         plt.close(fig)
@@ -145,6 +149,8 @@ def parse_args(argv=None):
     parser.add_argument("--growth_from", type=int, default=200,
                         help="summary: peak-RSS change from this length to the longest (default 200)")
     parser.add_argument("--output", default="benchmarks/results/memory", help="output folder")
+    parser.add_argument("--replot", action="store_true",
+                        help="measure nothing: redraw the plots and summary from the CSVs in --output")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process (peak RSS is then the maximum so far; for tests)")
     args = parser.parse_args(argv)
@@ -153,8 +159,32 @@ def parse_args(argv=None):
     return args
 
 
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def replot(args):
+    runs = read_csv(os.path.join(args.output, "runs.csv"))
+    samples = read_csv(os.path.join(args.output, "memory.csv"))
+    policies = list(dict.fromkeys(r["policy"] for r in runs))
+    lengths = sorted({int(r["length"]) for r in runs})
+    for r in runs:
+        r["length"] = int(r["length"])
+    with open(os.path.join(args.output, "summary.md")) as f:
+        header = f.read().splitlines()[2]
+    text = summary(runs, policies, lengths, header, args.growth_from)
+    with open(os.path.join(args.output, "summary.md"), "w") as f:
+        f.write(text)
+    plot(runs, samples, policies, args.output)
+    print(text)
+    return runs, samples
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.replot:
+        return replot(args)
     if args.policies is None:
         from inference import MEMORY_POLICIES
         args.policies = sorted(MEMORY_POLICIES)

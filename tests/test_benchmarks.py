@@ -97,6 +97,9 @@ def test_memory_benchmark_writes_tables_and_plots(tmp_path, capsys):
     text = (out / "summary.md").read_text()
     assert "| lfu:capacity=1,mem_every=2 | 7 |" in text and "Peak RSS change from 3 to 7 frames" in text
     assert text in capsys.readouterr().out
+    (out / "memory_vs_frame.png").unlink()
+    bench.main(["--replot", "--output", str(out), "--growth_from", "3"])   # from the CSVs alone
+    assert (out / "summary.md").read_text() == text and (out / "memory_vs_frame.png").exists()
 
 
 def test_memory_benchmark_rejects_bad_arguments():
