@@ -9,7 +9,6 @@ from conftest import synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
 from inference import InferenceCore, segment_video
 from inference.lfu import LFUMemory
-from inference.memory_bank import MemoryBank
 from model import KeyFeatures, load_network
 from model.memory_readout import l2_affinity
 
