@@ -4,11 +4,13 @@ import importlib.util
 import time
 
 import pytest
-import torch
 
 from conftest import REPO
-from util.benchmark import (TimedIterator, parse_policy_spec, peak_rss_bytes, current_rss_bytes,
+from util.benchmark import (TimedIterator, current_rss_bytes, parse_policy_spec, peak_rss_bytes,
                             run_isolated, synthetic_clip)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_script(name):
@@ -16,14 +18,6 @@ def load_script(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_policy_specs_parse_options_and_reject_malformed_ones():

@@ -15,14 +15,7 @@ from model.memory_readout import l2_affinity
 H, W = 64, 96
 HW = (H // 16) * (W // 16)   # memory features per frame
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls on a busy 2-core machine (10x here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
