@@ -12,7 +12,8 @@ Choices the paper leaves open, made here:
 - Frame-0 / given-frame features are NOT protected by default (``protect_given=False``): the paper
   ranks every feature alike, and its Fig. 4 failure case (an occluded object's features, frame 0's
   included, got evicted) shows they are not kept. ``protect_given=True`` evicts given-frame features
-  only after all others; capacity is a hard bound, so they go too when they alone exceed it.
+  only after all others; capacity is a hard bound, so they go too when they alone exceed it. (With
+  capacity 2 on a DAVIS video this keeps frame 0 plus the latest write: first-and-latest.)
 - New features start with index 0, and are never evicted by the write that adds them (the paper
   removes old features "to accommodate new features"). Age is counted in frame indices, t - t_written,
   so it is >= 1 for every candidate and skipped frames (YouTubeVOS) age features too.
