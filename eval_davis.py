@@ -13,7 +13,6 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dataset.benchmark_readers import DavisReader
 from evaluation import runner
@@ -74,19 +73,9 @@ def run(args):
               "model": str(args.model), "output": str(args.output), "memory": args.memory,
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
               "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
-    runner.print_config(config)
-    network = runner.load_model(args.model, device)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    runner.write_config(args.output, config)
-
-    timer = runner.Timer(device)
-    for video in tqdm(videos, desc="videos", unit="video"):
-        try:
-            mask = first_mask(video, args.year)
-            timer.run(len(video), lambda: segment_one(network, video, mask, args.output, options, args))
-        except Exception as error:
-            raise runner.VideoFailed(video.name, error) from error
-    print(timer.summary())
+    network = runner.start_run(args, config, device)
+    runner.segment_videos(videos, device, lambda video: segment_one(
+        network, video, first_mask(video, args.year), args.output, options, args))
 
     if all(reader.has_ground_truth(v) for v in videos):
         table = evaluate_davis(args.output, args.davis_path, split=args.split, year=args.year)

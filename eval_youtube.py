@@ -137,18 +137,9 @@ def run(args):
               "short_side": args.short_side, "model": str(args.model), "output": str(args.output),
               "memory": args.memory, "memory_options": runner.resolved_policy_options(args, options),
               "amp": args.amp, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
-    runner.print_config(config)
-    network = runner.load_model(args.model, device)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    runner.write_config(args.output, config)
-
-    timer = runner.Timer(device)
-    for video in tqdm(videos, desc="videos", unit="video"):
-        try:
-            timer.run(len(video), lambda: segment_one(network, reader, video, args.output, options, args))
-        except Exception as error:
-            raise runner.VideoFailed(video.name, error) from error
-    print(timer.summary())
+    network = runner.start_run(args, config, device)
+    runner.segment_videos(videos, device, lambda video: segment_one(network, reader, video, args.output,
+                                                                    options, args))
     print(f"Wrote {write_submission_zip(args.output, args.split, [v.name for v in videos])}")
 
     if (Path(args.yv_path) / f"{args.split}_gt").is_dir():

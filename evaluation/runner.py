@@ -58,6 +58,9 @@ def add_common_flags(parser):
     parser.add_argument("--memory_option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra option of the memory policy, e.g. max_frames=20 (repeatable)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--no_malloc_tuning", action="store_true",
+                        help="leave glibc's allocator as it is (by default freed buffers are kept for reuse, "
+                             "about 10%% faster CPU inference at 480p; see util/cpu_allocator.py)")
     parser.add_argument("--save_scores", action="store_true",
                         help="also save the soft outputs: scores/<video>/<frame>.npz (float16, channels = "
                              "background then object ids)")
@@ -145,6 +148,38 @@ def write_config(output, config):
     with atomic_file(path) as temporary:
         temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def tune_allocator(args):
+    """Apply the CPU allocator tuning unless --no_malloc_tuning; returns what happened, for the config."""
+    if args.no_malloc_tuning:
+        return "off (--no_malloc_tuning)"
+    from util.cpu_allocator import retain_freed_memory
+    applied, reason = retain_freed_memory()
+    return "on" if applied else f"unavailable: {reason}"
+
+
+def start_run(args, config, device):
+    """Tune the allocator, print and save the run's configuration, and load the network."""
+    config = {**config, "malloc_tuning": tune_allocator(args)}
+    print_config(config)
+    network = load_model(args.model, device)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    write_config(args.output, config)
+    return network
+
+
+def segment_videos(videos, device, segment_one):
+    """``segment_one(video)`` for every video under a progress bar, then the frames/s line; a failing
+    video stops the run as ``VideoFailed`` naming it."""
+    from tqdm import tqdm
+    timer = Timer(device)
+    for video in tqdm(videos, desc="videos", unit="video"):
+        try:
+            timer.run(len(video), lambda: segment_one(video))
+        except Exception as error:
+            raise VideoFailed(video.name, error) from error
+    print(timer.summary())
 
 
 def print_config(config):

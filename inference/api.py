@@ -52,6 +52,8 @@ def segment_video(network, frames, masks, memory="every5", required_frames=None,
         mem_every=5, include_last=False, max_frames=None).
     required_frames: optional set of frame indices whose output is needed; other frames are skipped
         when the memory does not need them either, and yield None.
+    channels_last (default True): run the network on channels-last tensors (faster oneDNN/cuDNN
+        convolutions; the outputs equal the NCHW run's up to float rounding).
     Channels: background, then every object of the video in increasing label order; an object not
     yet given has probability 0, and frames before the first given frame are all background.
     """

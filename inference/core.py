@@ -20,14 +20,16 @@ class InferenceCore:
     ``step`` consumes one frame and returns the aggregated probabilities of the objects known so far
     ((1 + K) x H x W, background first, objects in the order they were given), or None when the
     frame could be skipped. ``object_ids`` lists those objects' label ids in channel order.
+    ``channels_last``: the network runs on channels-last tensors (see ``model.modules.like_format``).
     """
 
-    def __init__(self, network, memory="every5", device=None, amp=False, **policy_options):
+    def __init__(self, network, memory="every5", device=None, amp=False, channels_last=True, **policy_options):
         self.network = network
         self.device = torch.device(device) if device is not None else next(network.parameters()).device
         if amp and self.device.type != "cuda":
             raise ValueError(f"amp=True needs a CUDA device (got {self.device}); AMP is not used on CPU")
         self.amp = amp
+        self.channels_last = channels_last
         self.policy = make_policy(memory, network, **policy_options)
         self.object_ids = []
         self.transform = None
@@ -74,6 +76,7 @@ class InferenceCore:
 
         with self._autocast():
             x = self.transform.image(image)
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             query = self.network.encode_key(x)
             probs = self.policy.segment(query, self.transform) if propagate else None
             if new_ids:

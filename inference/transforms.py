@@ -13,7 +13,7 @@ def image_to_tensor(image, device):
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"a frame must be an H x W x 3 uint8 RGB array, got {tuple(image.shape)} "
                          f"{image.dtype}")
-    return image.to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    return image.to(device).permute(2, 0, 1).float().div_(255).contiguous().unsqueeze(0)
 
 
 class PadToMultiple:

@@ -4,7 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from .modules import FeatureFusionBlock
+from .modules import FeatureFusionBlock, like_format
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -58,10 +58,9 @@ class BasicBlock(nn.Module):
                                             nn.BatchNorm2d(channels))
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        skip = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + skip)
+        return F.relu_(out.add_(x if self.downsample is None else self.downsample(x)))
 
 
 def _layer(in_channels, channels, stride):
@@ -110,7 +109,7 @@ class ValueEncoder(nn.Module):
     def forward(self, image, key_f16, mask, others=None):
         """image (B,3,H,W), key_f16 (B,1024,h,w), mask/others (B,1,H,W) -> (B,512,h,w)."""
         parts = [image, mask] if self.single_object else [image, mask, others]
-        x = torch.cat(parts, dim=1)
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = like_format(torch.cat(parts, dim=1), image)
+        x = self.maxpool(F.relu_(self.bn1(self.conv1(x))))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fuser(x, key_f16)

@@ -4,6 +4,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def like_format(x, reference):
+    """``x`` in the memory format of ``reference``. Channels-last inputs keep every stage
+    channels-last, which oneDNN convolves faster on CPU; without this, concatenating a read-out
+    (NCHW) with key features would drop the rest of the network back to NCHW."""
+    if reference.dim() == 4 and not reference.is_contiguous() \
+            and reference.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class ResBlock(nn.Module):
     """Pre-activation residual block without normalisation: r = conv2(relu(conv1(relu(x)))).
 
@@ -19,10 +29,32 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
 
-    def forward(self, x):
-        r = self.conv2(F.relu(self.conv1(F.relu(x))))
-        skip = x if self.downsample is None else self.downsample(x)
-        return skip + r
+    def forward(self, x, shared=None):
+        """x (N, C, H, W). With ``shared`` (B, C - Cx, H, W), x holds K = N / B objects per frame
+        (N, Cx, H, W) and the block's input is cat([x, shared repeated per object], dim=1); the
+        shared part is then convolved once per frame instead of once per object."""
+        if shared is None:
+            r = self.conv1(F.relu(x))
+            skip = x if self.downsample is None else self.downsample(x)
+        else:
+            if self.downsample is None:
+                raise ValueError("a shared input needs a block whose channel count changes")
+            r = _conv_of_concatenation(self.conv1, F.relu(x), F.relu(shared))
+            skip = _conv_of_concatenation(self.downsample, x, shared)
+        # In place wherever the tensor is a fresh conv output: on CPU every new full-resolution
+        # tensor costs page faults, which rival the convolutions' own time at 480p.
+        return self.conv2(F.relu_(r)).add_(skip)
+
+
+def _conv_of_concatenation(conv, per_object, shared):
+    """conv(cat([per_object, shared repeated K times], dim=1)) by linearity: the weights' shared
+    input channels are applied once per frame. per_object (B*K, Cx, H, W), shared (B, Cs, H, W)."""
+    split = per_object.shape[1]
+    geometry = (conv.stride, conv.padding, conv.dilation)   # groups == 1: input channels split freely
+    out = F.conv2d(per_object, conv.weight[:, :split], conv.bias, *geometry)
+    once = F.conv2d(shared, conv.weight[:, split:], None, *geometry)
+    out.view(shared.shape[0], -1, *out.shape[1:]).add_(once.unsqueeze(1))
+    return out
 
 
 class ChannelGate(nn.Module):
@@ -100,11 +132,9 @@ class UpsampleBlock(nn.Module):
         which is convolved once instead of once per object."""
         skip = self.skip_conv(skip)
         up = F.interpolate(up, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
-        if up.shape[0] != skip.shape[0]:
-            per_frame = up.shape[0] // skip.shape[0]
-            x = skip.unsqueeze(1) + up.view(skip.shape[0], per_frame, *up.shape[1:])
-            return self.out_conv(x.flatten(0, 1))
-        return self.out_conv(skip + up)
+        per_frame = up.shape[0] // skip.shape[0]
+        up.view(skip.shape[0], per_frame, *up.shape[1:]).add_(skip.unsqueeze(1))
+        return self.out_conv(up)
 
 
 class Decoder(nn.Module):
@@ -117,12 +147,14 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(256, 256, 256)
         self.pred = nn.Conv2d(256, 1, 3, padding=1)
 
-    def forward(self, x, f8, f4, out_size=None):
-        """``out_size`` (H, W): resize the logits straight to it (SWEM); default x4 of the f4 grid."""
-        x = self.compress(x)
+    def forward(self, x, f8, f4, out_size=None, shared=None):
+        """x (B*K, C, h, w): K objects per frame of the B frames of f8/f4. ``shared`` (B, C', h, w):
+        input channels common to a frame's objects (STCN: f16_thin), concatenated after x's.
+        ``out_size`` (H, W): resize the logits straight to it (SWEM); default x4 of the f4 grid."""
+        x = self.compress(like_format(x, f8), None if shared is None else like_format(shared, f8))
         x = self.up_16_8(f8, x)
         x = self.up_8_4(f4, x)
-        x = self.pred(F.relu(x))
+        x = self.pred(F.relu_(x))
         if out_size is not None:
             return F.interpolate(x, size=tuple(out_size), mode="bilinear", align_corners=False)
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)

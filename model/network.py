@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .encoders import KeyEncoder, ValueEncoder
-from .modules import Decoder, KeyProjection
+from .modules import Decoder, KeyProjection, like_format
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,20 +71,19 @@ class STCN(nn.Module):
         others = None
         if not self.single_object:
             others = others_channel(object_probs).reshape(b * k, 1, *object_probs.shape[2:])
-        images = image.repeat_interleave(k, dim=0)
-        f16 = f16.repeat_interleave(k, dim=0)
-        value = self.value_encoder(images, f16, masks, others)
+
+        def per_object(x):
+            return like_format(x.repeat_interleave(k, dim=0), x)
+
+        value = self.value_encoder(per_object(image), per_object(f16), masks, others)
         return value.view(b, k, *value.shape[1:])
 
     def decode(self, readout, query):
         """Read-out (B, K, 512, h, w) + the query's KeyFeatures -> per-object logits (B, K, H, W)."""
         b, k = readout.shape[:2]
-
-        def per_object(x):
-            return x.repeat_interleave(k, dim=0)
-
-        x = torch.cat([readout.flatten(0, 1), per_object(query.f16_thin)], dim=1)
-        logits = self.decoder(x, query.f8, query.f4)   # skip features are shared by the K objects
+        # the decoder's input is cat([read-out, f16_thin]); f16_thin and the skip features f8/f4 are
+        # the frame's, convolved once for its K objects
+        logits = self.decoder(readout.flatten(0, 1), query.f8, query.f4, shared=query.f16_thin)
         return logits.view(b, k, *logits.shape[2:])
 
 

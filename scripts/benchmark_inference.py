@@ -6,7 +6,9 @@
 Frames/s counts frame encoding, read-out, decoding, aggregation and the numpy output of every frame,
 with the network already built (seeded random weights: ``model.build_network``, or the policy's own
 architecture for rde/swem) and the synthetic frames'
-rendering left out; "CPU s/frame" is the process's CPU time for the same work (all threads), which a
+rendering left out; by default glibc keeps freed buffers (``util/cpu_allocator.py``,
+``--no_malloc_tuning`` to compare) and the core runs channels-last (``every5:channels_last=false``
+to compare); "CPU s/frame" is the process's CPU time for the same work (all threads), which a
 busy shared machine inflates less than wall time. Each policy runs in a fresh process, so its peak
 RSS (model included) is its own.
 """
@@ -21,13 +23,15 @@ from util.benchmark import (TimedIterator, build_network_for, environment_line, 
                             parse_policy_spec, peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
 
-def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0):
+def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0, malloc_tuning=True):
     """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements."""
     import torch
 
     from inference import segment_video
+    from util.cpu_allocator import retain_freed_memory
 
     set_threads(threads)
+    tuned = retain_freed_memory()[0] if malloc_tuning else False
     name, options = parse_policy_spec(spec)
     network = build_network_for(name, seed)
     if warmup:
@@ -44,15 +48,16 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0
     cpu_seconds = time.process_time() - cpu - timed.cpu_seconds
     return {"policy": spec, "frames": count, "height": height, "width": width, "objects": objects,
             "seconds": seconds, "fps": count / seconds, "cpu_seconds": cpu_seconds,
-            "threads": torch.get_num_threads(), "peak_rss_mib": mib(peak_rss_bytes())}
+            "threads": torch.get_num_threads(), "malloc_tuning": tuned, "peak_rss_mib": mib(peak_rss_bytes())}
 
 
 def table(rows):
-    lines = ["| policy | frames | size | objects | threads | s/frame | frames/s | CPU s/frame | peak RSS (MiB) |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| policy | frames | size | objects | threads | malloc tuning | s/frame | frames/s | CPU s/frame "
+             "| peak RSS (MiB) |",
+             "|---|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['policy']} | {r['frames']} | {r['height']}x{r['width']} | {r['objects']} | "
-                     f"{r['threads']} | {r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | "
+                     f"{r['threads']} | {'on' if r['malloc_tuning'] else 'off'} | {r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | "
                      f"{r['cpu_seconds'] / r['frames']:.2f} | {r['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
@@ -70,6 +75,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="frames of a separate clip segmented first, untimed (default 0)")
+    parser.add_argument("--no_malloc_tuning", action="store_true",
+                        help="leave glibc's allocator as it is (default: keep freed buffers, util/cpu_allocator.py)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per policy; the fastest is kept")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process (peak RSS is then the maximum so far)")
@@ -85,7 +92,7 @@ def main(argv=None):
         runs = []
         for _ in range(args.repeat):
             call = (measure, spec, args.length, args.height, args.width, args.objects, args.seed,
-                    args.threads, args.warmup)
+                    args.threads, args.warmup, not args.no_malloc_tuning)
             runs.append(call[0](*call[1:]) if args.in_process else run_isolated(*call))
         rows.append(max(runs, key=lambda r: r["fps"]))
         print(f"{spec}: {rows[-1]['fps']:.3f} frames/s", file=sys.stderr)

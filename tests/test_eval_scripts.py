@@ -6,6 +6,7 @@ video folder.
 """
 import importlib.util
 import json
+import platform
 import shutil
 import zipfile
 
@@ -161,6 +162,8 @@ def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_p
     config = json.loads((output / "eval_config.json").read_text())
     assert config["memory"] == "every5" and config["memory_options"]["mem_every"] == 5
     assert config["memory_options"]["top_k"] == 20 and config["split"] == "val"
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert config["malloc_tuning"] == "on" if glibc else config["malloc_tuning"].startswith("unavailable: ")
     assert no_partial_folders(output)
 
     # scripts/evaluate.py recomputes the same table from the folder
@@ -175,13 +178,14 @@ def test_eval_davis_2016_merges_objects_and_testdev_is_not_scored(davis_set, tmp
     (root / "trainval" / "ImageSets" / "2016" / "val.txt").write_text("val-shapes-01\n")  # its own image set
     output = tmp_path / "d16"
     assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", root, "--output", output,
-                                   "--year", "2016", "--mem_every", "2"]) is None
+                                   "--year", "2016", "--mem_every", "2", "--no_malloc_tuning"]) is None
     assert not (output / "val-shapes-00").exists()
     for png in (output / "val-shapes-01").iterdir():
         assert set(np.unique(read_png(png)[2])) <= {0, 1}
     rows = (output / "per-sequence_results-val.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == ["val-shapes-01_1"]
-    assert json.loads((output / "eval_config.json").read_text())["memory_options"]["mem_every"] == 2
+    config = json.loads((output / "eval_config.json").read_text())
+    assert config["memory_options"]["mem_every"] == 2 and config["malloc_tuning"] == "off (--no_malloc_tuning)"
 
     output = tmp_path / "td"
     assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,

@@ -163,3 +163,28 @@ def test_every5_max_frames_drops_the_oldest_non_given_frame(net):
             core.step(t, frame, mask=square(8, 8) if t == 0 else None, is_last=t == 6)
             assert core.stats()["memory_frames"] <= 3
     assert torch.unique(core.policy.bank.frames).tolist() == [0, 4, 5]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_runs_every_stage_in_that_format_with_equal_outputs(net, channels_last):
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs):
+            x = inputs[0]
+            seen[name] = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        return hook
+
+    stages = {"key encoder": net.key_encoder.conv1, "value encoder": net.value_encoder.conv1,
+              "value fuser": net.value_encoder.fuser.block1.conv1, "decoder": net.decoder.compress.conv2,
+              "decoder x4": net.decoder.up_8_4.out_conv.conv2}
+    handles = [m.register_forward_pre_hook(record(n)) for n, m in stages.items()]
+    first = square(8, 8, label=1) + square(24, 36, label=2)
+    try:
+        out = np.stack(list(segment_video(net, make_video(6), first, channels_last=channels_last)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen == {name: channels_last for name in stages}
+    reference = np.stack(list(segment_video(net, make_video(6), first, channels_last=not channels_last)))
+    np.testing.assert_allclose(out, reference, atol=1e-5)
