@@ -1,15 +1,15 @@
 """STCN's memory policy: every mem_every-th frame joins the memory (paper: every 5th, no last frame)."""
 import torch
 
-from .memory_bank import MemoryBank
-from .policy import MemoryPolicy, register_policy
+from .banked import BankedPolicy
+from .policy import register_policy
 
 TOP_K = 20       # STCN paper, Sec. 5: top-k filtering with k = 20
 MEM_EVERY = 5    # STCN paper, Sec. 3.3: every 5th frame is a memory frame
 
 
 @register_policy("every5")
-class EveryKMemory(MemoryPolicy):
+class EveryKMemory(BankedPolicy):
     """Keeps frame 0 (and every given frame) plus every mem_every-th frame; grows with the video.
 
     ``max_frames`` optionally caps the memory: when a write would exceed it, the oldest memory frame
@@ -17,19 +17,13 @@ class EveryKMemory(MemoryPolicy):
     """
 
     def __init__(self, network, top_k=TOP_K, mem_every=MEM_EVERY, include_last=False, max_frames=None):
-        super().__init__(network, mem_every=mem_every, include_last=include_last)
+        super().__init__(network, top_k=top_k, mem_every=mem_every, include_last=include_last)
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        self.bank = MemoryBank(top_k=top_k)
         self.max_frames = max_frames
 
-    def write(self, t, query, value, permanent=True):
-        key = query.key[0].flatten(1)
-        value = value.flatten(2)
-        if not permanent:
-            self.bank.set_temporary(key, value)
-            return
-        self.bank.append(t, key, value)
+    def _write_permanent(self, t, key, value):
+        super()._write_permanent(t, key, value)
         if self.max_frames is not None:
             self._enforce_cap()
 
@@ -40,11 +34,6 @@ class EveryKMemory(MemoryPolicy):
             oldest = droppable.pop(0)
             self.bank.keep(self.bank.frames != oldest)
             frames.remove(oldest)
-
-    def read(self, query):
-        h, w = query.key.shape[-2:]
-        readout, _ = self.bank.read(query.key[0].flatten(1))
-        return readout.view(*readout.shape[:2], h, w)
 
     def stats(self):
         return {"memory_frames": self.bank.num_frames + (self.bank.temporary is not None),

@@ -26,25 +26,24 @@ Choices the paper leaves open, made here:
 import torch
 
 from .every_k import MEM_EVERY, TOP_K
-from .memory_bank import MemoryBank
-from .policy import MemoryPolicy, register_policy
+from .banked import BankedPolicy
+from .policy import register_policy
 
 CAPACITY = 2  # AMM paper, Sec. V: memory of "two frames worth of features" (4: best trade-off, Fig. 6)
 
 
 @register_policy("lfu")
-class LFUMemory(MemoryPolicy):
+class LFUMemory(BankedPolicy):
     """Fixed-size memory of ``capacity`` frames' worth of features, least-frequently-used evicted."""
 
     def __init__(self, network, capacity=CAPACITY, top_k=TOP_K, mem_every=MEM_EVERY, include_last=False,
                  protect_given=False):
-        super().__init__(network, mem_every=mem_every, include_last=include_last)
+        super().__init__(network, top_k=top_k, mem_every=mem_every, include_last=include_last)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity is counted in frames' worth of features and must be an integer "
                              f">= 1, got {capacity!r}")
         if not isinstance(protect_given, bool):
             raise ValueError(f"protect_given must be True or False, got {protect_given!r}")
-        self.bank = MemoryBank(top_k=top_k)
         self.capacity = capacity
         self.protect_given = protect_given
         self.features_per_frame = None
@@ -54,18 +53,13 @@ class LFUMemory(MemoryPolicy):
     def capacity_features(self):
         return None if self.features_per_frame is None else self.capacity * self.features_per_frame
 
-    def write(self, t, query, value, permanent=True):
-        key = query.key[0].flatten(1)
-        value = value.flatten(2)
-        if not permanent:
-            self.bank.set_temporary(key, value)
-            return
+    def _write_permanent(self, t, key, value):
         if self.features_per_frame is None:
             self.features_per_frame = key.shape[1]
         excess = self.bank.size + key.shape[1] - self.capacity_features
         if excess > 0:
             self._evict(self.eviction_order(t)[:excess])
-        self.bank.append(t, key, value)
+        super()._write_permanent(t, key, value)
         fresh = torch.zeros(key.shape[1], dtype=torch.long, device=key.device)
         self.hits = fresh if self.hits is None else torch.cat([self.hits, fresh])
 
