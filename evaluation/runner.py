@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from util import cpu_allocator
 from util.palette import atomic_file, write_label_png
 
 CONFIG_NAME = "eval_config.json"
@@ -58,9 +59,7 @@ def add_common_flags(parser):
     parser.add_argument("--memory_option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra option of the memory policy, e.g. max_frames=20 (repeatable)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--no_malloc_tuning", action="store_true",
-                        help="leave glibc's allocator as it is (by default freed buffers are kept for reuse, "
-                             "about 10%% faster CPU inference at 480p; see util/cpu_allocator.py)")
+    cpu_allocator.add_flag(parser)
     parser.add_argument("--save_scores", action="store_true",
                         help="also save the soft outputs: scores/<video>/<frame>.npz (float16, channels = "
                              "background then object ids)")
@@ -154,8 +153,7 @@ def tune_allocator(args):
     """Apply the CPU allocator tuning unless --no_malloc_tuning; returns what happened, for the config."""
     if args.no_malloc_tuning:
         return "off (--no_malloc_tuning)"
-    from util.cpu_allocator import retain_freed_memory
-    applied, reason = retain_freed_memory()
+    applied, reason = cpu_allocator.retain_freed_memory()
     return "on" if applied else f"unavailable: {reason}"
 
 

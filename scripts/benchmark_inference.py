@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from util import cpu_allocator  # noqa: E402
 from util.benchmark import (TimedIterator, build_network_for, environment_line, mib,  # noqa: E402
                             parse_policy_spec, peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
@@ -28,10 +29,8 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0
     import torch
 
     from inference import segment_video
-    from util.cpu_allocator import retain_freed_memory
-
     set_threads(threads)
-    tuned = retain_freed_memory()[0] if malloc_tuning else False
+    tuned = cpu_allocator.retain_freed_memory()[0] if malloc_tuning else False
     name, options = parse_policy_spec(spec)
     network = build_network_for(name, seed)
     if warmup:
@@ -57,7 +56,8 @@ def table(rows):
              "|---|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['policy']} | {r['frames']} | {r['height']}x{r['width']} | {r['objects']} | "
-                     f"{r['threads']} | {'on' if r['malloc_tuning'] else 'off'} | {r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | "
+                     f"{r['threads']} | {'on' if r['malloc_tuning'] else 'off'} | "
+                     f"{r['seconds'] / r['frames']:.3f} | {r['fps']:.3f} | "
                      f"{r['cpu_seconds'] / r['frames']:.2f} | {r['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
@@ -75,8 +75,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="frames of a separate clip segmented first, untimed (default 0)")
-    parser.add_argument("--no_malloc_tuning", action="store_true",
-                        help="leave glibc's allocator as it is (default: keep freed buffers, util/cpu_allocator.py)")
+    cpu_allocator.add_flag(parser)
     parser.add_argument("--repeat", type=int, default=1, help="runs per policy; the fastest is kept")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process (peak RSS is then the maximum so far)")

@@ -163,7 +163,7 @@ def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_p
     assert config["memory"] == "every5" and config["memory_options"]["mem_every"] == 5
     assert config["memory_options"]["top_k"] == 20 and config["split"] == "val"
     glibc = platform.libc_ver()[0] == "glibc"
-    assert config["malloc_tuning"] == "on" if glibc else config["malloc_tuning"].startswith("unavailable: ")
+    assert (config["malloc_tuning"] == "on") if glibc else config["malloc_tuning"].startswith("unavailable: ")
     assert no_partial_folders(output)
 
     # scripts/evaluate.py recomputes the same table from the folder
