@@ -41,7 +41,7 @@ def first_mask(video, year):
     return np.where(labels == VOID_LABEL, 0, labels).astype(np.uint8)
 
 
-def segment_one(network, video, mask, output, options, args):
+def segment_one(network, video, frames, mask, output, options, args):
     """Write every frame's mask (and scores) of ``video``; its folders appear only when complete."""
     from inference import object_ids, segment_video
     ids = object_ids(mask)
@@ -50,10 +50,10 @@ def segment_one(network, video, mask, output, options, args):
         scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
                   if args.save_scores else None)
         if ids:
-            stream = segment_video(network, video.frames(), mask, memory=args.memory,
+            stream = segment_video(network, frames, mask, memory=args.memory,
                                    device=runner.network_device(network), amp=args.amp, **options)
         else:  # nothing to track: every frame is background
-            stream = (np.ones((1, *video.size), np.float32) for _ in video.frame_paths)
+            stream = (np.ones((1, *video.size), np.float32) for _ in frames)
         count = 0
         for frame_name, probs in zip(video.frame_names, stream):
             runner.write_outputs(folder, frame_name, probs, ids, video.palette, scores)
@@ -74,8 +74,8 @@ def run(args):
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
               "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
     network = runner.start_run(args, config, device)
-    runner.segment_videos(videos, device, lambda video: segment_one(
-        network, video, first_mask(video, args.year), args.output, options, args))
+    runner.segment_videos(videos, device, lambda video, frames: segment_one(
+        network, video, frames, first_mask(video, args.year), args.output, options, args))
 
     if all(reader.has_ground_truth(v) for v in videos):
         table = evaluate_davis(args.output, args.davis_path, split=args.split, year=args.year)

@@ -15,11 +15,9 @@ import contextlib
 import zipfile
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
 from dataset.benchmark_readers import YouTubeReader
 from evaluation import runner
+from evaluation.resizing import resize_frames, resize_given_masks, restore_probs, short_side_size
 from util.palette import atomic_file, publish_directory
 
 PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
@@ -39,59 +37,20 @@ def build_parser():
     return parser
 
 
-def processing_size(height, width, short_side):
-    """(h, w) with the shorter side = short_side and the longer scaled (truncated, like torchvision)."""
-    if not short_side or min(height, width) == short_side:
-        return height, width
-    if height <= width:
-        return short_side, int(short_side * width / height)
-    return int(short_side * height / width), short_side
-
-
-def resize_frames(frames, size):
-    import cv2
-    for frame in frames:
-        if frame.shape[:2] == size:
-            yield frame
-        else:
-            yield cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def resize_mask(mask, size):
-    import cv2
-    if mask.shape == size:
-        return mask
-    return cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def restore_probs(probs, size):
-    """(K+1) x h x w probabilities resized to ``size`` (bilinear, align_corners=False)."""
-    if probs.shape[-2:] == tuple(size):
-        return probs
-    import torch
-    import torch.nn.functional as F
-    tensor = torch.from_numpy(np.ascontiguousarray(probs))[None]
-    return F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)[0].numpy()
-
-
-def segment_one(network, reader, video, output, options, args):
+def segment_one(network, reader, video, frames, output, options, args):
     """Write the required frames' masks (and scores) of ``video``; folders appear only when complete."""
     from inference import object_ids, segment_video
     given = reader.given_masks(video)
     size = video.size
-    work_size = processing_size(*size, args.short_side)
-    masks = {t: resize_mask(m, work_size) for t, m in given.items()}
+    work_size = short_side_size(*size, args.short_side)
+    masks = resize_given_masks(given, work_size, video.name)
     ids = object_ids(masks)  # the channels segment_video will return
-    lost = sorted(set(object_ids(given)) - set(ids))
-    if lost:
-        tqdm.write(f"warning: video {video.name}: object(s) {lost} vanish when the given masks are resized to "
-                   f"{work_size[0]}x{work_size[1]}; they are not segmented")
     required = {i for i, name in enumerate(video.frame_names) if name in video.required_names}
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(publish_directory(Path(output) / "Annotations" / video.name))
         scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
                   if args.save_scores else None)
-        stream = segment_video(network, resize_frames(video.frames(), work_size), masks, memory=args.memory,
+        stream = segment_video(network, resize_frames(frames, work_size), masks, memory=args.memory,
                                required_frames=required, device=runner.network_device(network), amp=args.amp,
                                **options)
         written = 0
@@ -138,8 +97,8 @@ def run(args):
               "memory": args.memory, "memory_options": runner.resolved_policy_options(args, options),
               "amp": args.amp, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
     network = runner.start_run(args, config, device)
-    runner.segment_videos(videos, device, lambda video: segment_one(network, reader, video, args.output,
-                                                                    options, args))
+    runner.segment_videos(videos, device, lambda video, frames: segment_one(network, reader, video, frames,
+                                                                            args.output, options, args))
     print(f"Wrote {write_submission_zip(args.output, args.split, [v.name for v in videos])}")
 
     if (Path(args.yv_path) / f"{args.split}_gt").is_dir():

@@ -258,26 +258,32 @@ class YouTubeReader:
 
     @staticmethod
     def given_masks(video):
-        """{frame index: label map} holding each object only in the frame where it is first given.
+        """{frame index: label map} of each object where meta.json first gives it (``first_appearance_masks``)."""
+        return first_appearance_masks(video)
 
-        Objects come from meta.json when it lists frames, else from their first annotation PNG.
-        """
-        index_of = {n: i for i, n in enumerate(video.frame_names)}
-        first = dict(getattr(video, "first_given", {}))
-        masks = {}
-        for frame in sorted(video.annotation_paths, key=index_of.get):
-            labels = video.annotation(frame)
-            present = [int(i) for i in np.unique(labels) if i != 0]
-            for obj in present:
-                first.setdefault(obj, frame)
-            new = [obj for obj in present if first[obj] == frame]
-            if new:
-                masks[index_of[frame]] = np.where(np.isin(labels, new), labels, 0).astype(np.uint8)
-        missing = [obj for obj, frame in first.items() if index_of[frame] not in masks
-                   or obj not in masks[index_of[frame]]]
-        if missing:
-            obj = missing[0]
-            raise BenchmarkLayoutError(
-                f"{video.annotation_paths[first[obj]]}: object {obj} of video {video.name} should be given "
-                f"here (meta.json) but the annotation does not hold it")
-        return masks
+
+def first_appearance_masks(video):
+    """{frame index: label map} holding each object only in the frame where it is first given.
+
+    Objects come from ``video.first_given`` (YouTubeVOS: meta.json) when set, else from the first
+    annotation PNG that holds them (a label seen again in a later annotation is not given again).
+    """
+    index_of = {n: i for i, n in enumerate(video.frame_names)}
+    first = dict(getattr(video, "first_given", {}))
+    masks = {}
+    for frame in sorted(video.annotation_paths, key=index_of.get):
+        labels = video.annotation(frame)
+        present = [int(i) for i in np.unique(labels) if i != 0]
+        for obj in present:
+            first.setdefault(obj, frame)
+        new = [obj for obj in present if first[obj] == frame]
+        if new:
+            masks[index_of[frame]] = np.where(np.isin(labels, new), labels, 0).astype(np.uint8)
+    missing = [obj for obj, frame in first.items() if index_of[frame] not in masks
+               or obj not in masks[index_of[frame]]]
+    if missing:
+        obj = missing[0]
+        raise BenchmarkLayoutError(
+            f"{video.annotation_paths[first[obj]]}: object {obj} of video {video.name} should be given "
+            f"here (meta.json) but the annotation does not hold it")
+    return masks

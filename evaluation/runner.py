@@ -168,16 +168,34 @@ def start_run(args, config, device):
 
 
 def segment_videos(videos, device, segment_one):
-    """``segment_one(video)`` for every video under a progress bar, then the frames/s line; a failing
-    video stops the run as ``VideoFailed`` naming it."""
+    """``segment_one(video, frames)`` for every video, where ``frames`` streams the video's frames and
+    advances a per-frame progress bar (long videos show progress, not only finished videos); then the
+    line with total frames, time and FPS. A failing video stops the run as ``VideoFailed`` naming it."""
     from tqdm import tqdm
     timer = Timer(device)
-    for video in tqdm(videos, desc="videos", unit="video"):
-        try:
-            timer.run(len(video), lambda: segment_one(video))
-        except Exception as error:
-            raise VideoFailed(video.name, error) from error
+    with tqdm(total=sum(len(video) for video in videos), desc="frames", unit="frame") as bar:
+        for index, video in enumerate(videos):
+            bar.set_postfix_str(f"video {index + 1}/{len(videos)} {video.name}", refresh=False)
+            frames = FrameProgress(video.frames(), bar)
+            try:
+                timer.run(lambda: segment_one(video, frames))
+            except Exception as error:
+                raise VideoFailed(video.name, error) from error
+            timer.frames += frames.count
     print(timer.summary())
+
+
+class FrameProgress:
+    """Iterates over ``frames``, counting them and advancing ``bar`` by one per frame read."""
+
+    def __init__(self, frames, bar):
+        self.frames, self.bar, self.count = frames, bar, 0
+
+    def __iter__(self):
+        for frame in self.frames:
+            self.count += 1
+            self.bar.update(1)
+            yield frame
 
 
 def print_config(config):
@@ -217,11 +235,11 @@ class Timer:
             import torch
             torch.cuda.reset_peak_memory_stats(device)
 
-    def run(self, num_frames, work):
+    def run(self, work):
+        """Time ``work()`` as one video; the caller adds the frames it processed to ``frames``."""
         start = time.perf_counter()
         result = work()
         self.seconds += time.perf_counter() - start
-        self.frames += num_frames
         self.videos += 1
         return result
 

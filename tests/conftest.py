@@ -67,3 +67,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def random_stcn_checkpoint(tmp_path_factory):
+    """A randomly initialised STCN (seed 0) saved as a checkpoint file, for end-to-end script tests."""
+    from model import build_network
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "stcn_random.pth"
+    torch.save(build_network().state_dict(), path)
+    return path
+
+
+_LOADED_NETWORKS = {}
+
+
+@pytest.fixture
+def load_each_checkpoint_once(monkeypatch):
+    """The eval scripts' real loader, run once per file for the whole session (building the network is
+    the slow part). Use with ``pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")``."""
+    from evaluation import runner
+    real = runner.load_model
+
+    def cached(path, device):
+        key = (str(path), str(device))
+        if key not in _LOADED_NETWORKS:
+            _LOADED_NETWORKS[key] = real(path, device)
+        return _LOADED_NETWORKS[key]
+    monkeypatch.setattr(runner, "load_model", cached)

@@ -12,13 +12,12 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import eval_davis
 import eval_youtube
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
-from evaluation import GLOBAL_COLUMNS, runner
+from evaluation import GLOBAL_COLUMNS, resizing
 from util.palette import davis_palette, write_label_png
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -32,29 +31,12 @@ def load_script(name):
     return module
 
 
+pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")
+
+
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from model import build_network
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "stcn_random.pth"
-    torch.save(build_network().state_dict(), path)
-    return path
-
-
-_NETWORKS = {}
-
-
-@pytest.fixture(autouse=True)
-def load_each_checkpoint_once(monkeypatch):
-    """The real loader, run once per file for the whole module (building the network is the slow part)."""
-    real = runner.load_model
-
-    def cached(path, device):
-        key = (str(path), str(device))
-        if key not in _NETWORKS:
-            _NETWORKS[key] = real(path, device)
-        return _NETWORKS[key]
-    monkeypatch.setattr(runner, "load_model", cached)
+def checkpoint(random_stcn_checkpoint):
+    return random_stcn_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -228,10 +210,10 @@ def test_eval_youtube_outputs_sparse_frames_at_original_size_and_a_zip(youtube_s
 
 
 def test_youtube_processing_size_matches_torchvision_resize():
-    assert eval_youtube.processing_size(720, 1280, 480) == (480, 853)
-    assert eval_youtube.processing_size(1280, 720, 480) == (853, 480)
-    assert eval_youtube.processing_size(480, 854, 480) == (480, 854)
-    assert eval_youtube.processing_size(64, 96, 0) == (64, 96)
+    assert resizing.short_side_size(720, 1280, 480) == (480, 853)
+    assert resizing.short_side_size(1280, 720, 480) == (853, 480)
+    assert resizing.short_side_size(480, 854, 480) == (480, 854)
+    assert resizing.short_side_size(64, 96, 0) == (64, 96)
 
 
 # ---------------------------------------------------------------- bad inputs
