@@ -173,7 +173,7 @@ def segment_videos(videos, device, segment_one):
     line with total frames, time and FPS. A failing video stops the run as ``VideoFailed`` naming it."""
     from tqdm import tqdm
     timer = Timer(device)
-    with tqdm(total=sum(len(video) for video in videos), desc="frames", unit="frame") as bar:
+    with tqdm(total=sum(len(video) for video in videos) or None, desc="frames", unit="frame") as bar:
         for index, video in enumerate(videos):
             bar.set_postfix_str(f"video {index + 1}/{len(videos)} {video.name}", refresh=False)
             frames = FrameProgress(video.frames(), bar)
