@@ -51,7 +51,8 @@ def segment_one(network, video, frames, mask, output, options, args):
                   if args.save_scores else None)
         if ids:
             stream = segment_video(network, frames, mask, memory=args.memory,
-                                   device=runner.network_device(network), amp=args.amp, **options)
+                                   device=runner.network_device(network), amp=args.amp, precision=args.precision,
+                                   **options)
         else:  # nothing to track: every frame is background
             stream = (np.ones((1, *video.size), np.float32) for _ in frames)
         count = 0
@@ -68,10 +69,11 @@ def run(args):
     videos = [reader.video(name) for name in reader.sequences]  # check the whole layout before starting
     for video in videos:
         first_mask(video, args.year)  # and that every first annotation reads as a label map
-    device = runner.resolve_device(args.device, args.amp)
+    device = runner.resolve_device(args.device, args.amp, args.precision)
     config = {"benchmark": "davis", "davis_path": str(args.davis_path), "split": args.split, "year": args.year,
               "model": str(args.model), "output": str(args.output), "memory": args.memory,
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
+              "precision": args.precision,
               "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(

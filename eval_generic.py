@@ -85,7 +85,8 @@ def segment_one(network, video, frames, output, options, args):
         scores = (stack.enter_context(publish_directory(Path(output) / SCORES_FOLDER / video.name))
                   if args.save_scores else None)
         stream = segment_video(network, resize_frames(frames, work_size), masks, memory=args.memory,
-                               device=runner.network_device(network), amp=args.amp, **options)
+                               device=runner.network_device(network), amp=args.amp, precision=args.precision,
+                               **options)
         for frame_name, probs in zip(video.frame_names, stream):
             runner.write_outputs(folder, frame_name, restore_probs(probs, size), ids, video.palette, scores)
 
@@ -105,14 +106,14 @@ def run(args):
         raise argparse.ArgumentTypeError(f"--overlay_fps must be positive, got {args.overlay_fps}")
     options = runner.policy_options(args)
     videos = open_videos(args)
-    device = runner.resolve_device(args.device, args.amp)
+    device = runner.resolve_device(args.device, args.amp, args.precision)
     config = {"benchmark": "generic", "data_path": None if args.data_path is None else str(args.data_path),
               "video": None if args.video is None else str(args.video),
               "mask": None if args.mask is None else str(args.mask), "max_side": args.max_side,
               "overlay": args.overlay, "overlay_fps": args.overlay_fps, "model": str(args.model),
               "output": str(args.output), "memory": args.memory,
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
-              "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
+              "precision": args.precision, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, args.output,
                                                                             options, args))

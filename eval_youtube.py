@@ -52,7 +52,7 @@ def segment_one(network, reader, video, frames, output, options, args):
                   if args.save_scores else None)
         stream = segment_video(network, resize_frames(frames, work_size), masks, memory=args.memory,
                                required_frames=required, device=runner.network_device(network), amp=args.amp,
-                               **options)
+                               precision=args.precision, **options)
         written = 0
         for t, (frame_name, probs) in enumerate(zip(video.frame_names, stream)):
             if t not in required:
@@ -90,12 +90,13 @@ def run(args):
     videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
     for video in videos:
         reader.given_masks(video)  # and that every given annotation reads as a label map
-    device = runner.resolve_device(args.device, args.amp)
+    device = runner.resolve_device(args.device, args.amp, args.precision)
     config = {"benchmark": "youtube", "yv_path": str(args.yv_path), "split": args.split,
               "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None,
               "short_side": args.short_side, "model": str(args.model), "output": str(args.output),
               "memory": args.memory, "memory_options": runner.resolved_policy_options(args, options),
-              "amp": args.amp, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
+              "amp": args.amp, "precision": args.precision, "device": str(device), "save_scores": args.save_scores,
+              "videos": len(videos)}
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(network, reader, video, frames,
                                                                             args.output, options, args))

@@ -25,6 +25,7 @@ from util.palette import atomic_file, write_label_png
 
 CONFIG_NAME = "eval_config.json"
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
+FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cpu"}   # named in precision errors
 
 
 class VideoFailed(RuntimeError):
@@ -41,14 +42,19 @@ def memory_policies():
 
 
 def add_common_flags(parser):
-    """The published STCN flags shared by both benchmarks, plus --memory, --device, --save_scores."""
+    """The published STCN flags shared by both benchmarks, plus --memory, --precision, --device,
+    --save_scores."""
+    from inference.precision import FLOAT32, PRECISIONS
     policies = sorted(memory_policies())
     parser.add_argument("--model", required=True, help="network weights (.pth), e.g. saves/stcn.pth")
     parser.add_argument("--output", required=True, help="folder for the predicted masks")
     parser.add_argument("--top", type=int, default=None,
                         help="top-k filtering of the memory read-out (default: the memory policy's preset "
                              "for this benchmark, else its own default; STCN paper: k = 20)")
-    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: float16 autocast (CUDA only)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=FLOAT32,
+                        help="CPU arithmetic: float32 (default) or bfloat16 (opt-in, torch.autocast on CPU; "
+                             "outputs differ by rounding, see README); on CUDA use --amp")
     parser.add_argument("--mem_every", type=int, default=None,
                         help="a frame joins the memory every this many frames (default: the memory policy's "
                              "preset for this benchmark, else its own default; STCN paper: 5)")
@@ -121,12 +127,16 @@ def resolved_policy_options(args, options):
     return resolved
 
 
-def resolve_device(device, amp=False):
-    """The torch device to run on (default: cuda when available); --amp needs CUDA."""
+def resolve_device(device, amp=False, precision="float32"):
+    """The torch device to run on (default: cuda when available); --amp needs CUDA, --precision
+    bfloat16 the CPU, and the two exclude each other."""
     import torch
+    from inference.precision import check_precision
     resolved = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if amp and resolved.type != "cuda":
-        raise argparse.ArgumentTypeError(f"--amp needs a CUDA device, but the run uses {resolved}")
+    try:
+        check_precision(precision, resolved, amp, names=FLAG_NAMES)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return resolved
 
 

@@ -42,7 +42,7 @@ def _with_last_flag(frames):
 
 
 def segment_video(network, frames, masks, memory="every5", required_frames=None, device=None,
-                  amp=False, **options):
+                  amp=False, precision="float32", **options):
     """Segment a video; yields one float32 (K+1) x H x W probability array per frame.
 
     frames: any iterable of H x W x 3 uint8 RGB arrays (read lazily, one at a time).
@@ -52,6 +52,10 @@ def segment_video(network, frames, masks, memory="every5", required_frames=None,
         mem_every=5, include_last=False, max_frames=None).
     required_frames: optional set of frame indices whose output is needed; other frames are skipped
         when the memory does not need them either, and yield None.
+    amp: CUDA float16 autocast (the published ``--amp``).
+    precision: "float32" (default) or "bfloat16" (CPU only, opt-in): the network and memory work run
+        under ``torch.autocast("cpu", torch.bfloat16)``; the yielded probabilities stay float32
+        (``inference.precision``).
     channels_last (default True): run the network on channels-last tensors (faster oneDNN/cuDNN
         convolutions; the outputs equal the NCHW run's up to float rounding).
     Channels: background, then every object of the video in increasing label order; an object not
@@ -60,7 +64,7 @@ def segment_video(network, frames, masks, memory="every5", required_frames=None,
     given = _as_given_masks(masks)
     ids = object_ids(given)
     channel_of = {obj: i + 1 for i, obj in enumerate(ids)}
-    core = InferenceCore(network, memory=memory, device=device, amp=amp, **options)
+    core = InferenceCore(network, memory=memory, device=device, amp=amp, precision=precision, **options)
     seen = -1
     for t, frame, is_last in _with_last_flag(frames):
         seen = t

@@ -5,12 +5,11 @@ YouTubeVOS), the write schedule's bookkeeping, and skipping of frames that are n
 output nor for memory. Frame preparation (STCN: padding), decoding with soft aggregation and memory
 writes go through the policy's hooks (``inference.policy``). Make one core per video.
 """
-import contextlib
-
 import numpy as np
 import torch
 
 from .policy import PERMANENT, make_policy
+from .precision import FLOAT32, autocast, check_precision
 from .transforms import image_to_tensor
 
 
@@ -21,24 +20,21 @@ class InferenceCore:
     ((1 + K) x H x W, background first, objects in the order they were given), or None when the
     frame could be skipped. ``object_ids`` lists those objects' label ids in channel order.
     ``channels_last``: the network runs on channels-last tensors (see ``model.modules.like_format``).
+    ``amp`` (CUDA float16) and ``precision`` ("float32", or "bfloat16" on CPU): ``inference.precision``.
     """
 
-    def __init__(self, network, memory="every5", device=None, amp=False, channels_last=True, **policy_options):
+    def __init__(self, network, memory="every5", device=None, amp=False, channels_last=True, precision=FLOAT32,
+                 **policy_options):
         self.network = network
         self.device = torch.device(device) if device is not None else next(network.parameters()).device
-        if amp and self.device.type != "cuda":
-            raise ValueError(f"amp=True needs a CUDA device (got {self.device}); AMP is not used on CPU")
+        check_precision(precision, self.device, amp)
         self.amp = amp
+        self.precision = precision
         self.channels_last = channels_last
         self.policy = make_policy(memory, network, **policy_options)
         self.object_ids = []
         self.transform = None
         self.last_write = None
-
-    def _autocast(self):
-        if self.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
 
     def _new_objects(self, t, mask):
         if mask is None:
@@ -74,7 +70,7 @@ class InferenceCore:
         if not (new_ids or need_output or write):
             return None
 
-        with self._autocast():
+        with autocast(self.amp, self.precision):
             x = self.transform.image(image)
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             query = self.network.encode_key(x)

@@ -109,7 +109,7 @@ def test_unknown_memory_option_is_rejected_before_any_work(davis_set, tmp_path, 
 def test_amp_without_cuda_is_rejected_before_any_work(davis_set, tmp_path, checkpoint):
     message = run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", tmp_path / "o",
                                       "--amp", "--device", "cpu"])
-    assert message == "error: --amp needs a CUDA device, but the run uses cpu"
+    assert message == "error: --amp needs a CUDA device, but the device is cpu; on CPU use --precision bfloat16"
     assert not (tmp_path / "o").exists()
 
 
