@@ -13,6 +13,7 @@ import ast
 import inspect
 import json
 import platform
+import re
 import sys
 import time
 import traceback
@@ -231,6 +232,19 @@ def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=
     write_label_png(Path(folder) / f"{frame_name}.png", labels, palette)
     if scores_folder is not None:
         save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
+
+
+SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos in ([\d.]+) s: ([\d.]+|nan) FPS")
+
+
+def parse_summary(text):
+    """{'frames', 'videos', 'seconds', 'fps'} of the last end-of-run line (``Timer.summary``) in a
+    run's printed output, e.g. for benchmarks that run the eval scripts as commands; None if absent."""
+    found = SUMMARY_PATTERN.findall(text)
+    if not found:
+        return None
+    frames, videos, seconds, fps = found[-1]
+    return {"frames": int(frames), "videos": int(videos), "seconds": float(seconds), "fps": float(fps)}
 
 
 class Timer:

@@ -123,6 +123,42 @@ def run_isolated(fn, *args, **kwargs):
     return payload
 
 
+# Starts the measured command as its child and writes that child's resource usage to a file. Linux
+# counts the memory of the process a child was forked from into the child's peak, so the measured
+# command is forked from this small, fresh interpreter rather than from the (large) caller.
+_LAUNCHER = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+child.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": child.returncode, "maxrss": usage.ru_maxrss}, f)
+"""
+
+
+def run_command_measured(argv, log_path, env=None):
+    """Run the command ``argv`` in a fresh process with stdout and stderr into ``log_path``; returns
+    (exit code, wall seconds, the command's peak RSS in bytes). The peak is the kernel's high-water
+    mark of that process alone (``wait4``), not counting the caller's memory."""
+    import json
+    import subprocess
+    import tempfile
+
+    handle, usage_path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    start = time.perf_counter()
+    try:
+        with open(log_path, "w") as log:
+            subprocess.run([sys.executable, "-c", _LAUNCHER, usage_path, *argv], stdout=log,
+                           stderr=subprocess.STDOUT, env=env, check=True)
+        with open(usage_path) as f:
+            usage = json.load(f)
+    finally:
+        os.unlink(usage_path)
+    peak = usage["maxrss"] if sys.platform == "darwin" else usage["maxrss"] * 1024
+    return usage["code"], time.perf_counter() - start, peak
+
+
 def set_threads(threads):
     """torch intra-op threads (None: leave torch's default, which is one per core)."""
     import torch
