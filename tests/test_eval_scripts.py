@@ -113,6 +113,41 @@ def test_amp_without_cuda_is_rejected_before_any_work(davis_set, tmp_path, check
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--precision", "bfloat16", "--amp", "--device", "cpu"],
+     "error: --precision bfloat16 and --amp exclude each other: bfloat16 is the CPU option, --amp is CUDA "
+     "float16; choose one"),
+    (["--precision", "bfloat16", "--device", "cuda"],
+     "error: --precision bfloat16 runs on CPU only, but the device is cuda; pass --device cpu, or on CUDA use "
+     "--amp (float16)"),
+])
+@pytest.mark.parametrize("script", ["davis", "youtube"])
+def test_nonsensical_precision_flags_give_one_error_line_before_any_work(script, flags, message, davis_set,
+                                                                         youtube_set, tmp_path):
+    module, data = {"davis": (eval_davis, ["--davis_path", davis_set]),
+                    "youtube": (eval_youtube, ["--yv_path", youtube_set])}[script]
+    # checked before the network is loaded: the checkpoint need not exist
+    assert run_script(module, ["--model", tmp_path / "missing.pth", *data, "--output", tmp_path / "o",
+                               *flags]) == message
+    assert not (tmp_path / "o").exists()
+
+
+def test_precision_defaults_to_float32_and_accepts_only_known_values():
+    args = eval_davis.build_parser().parse_args(["--model", "m", "--output", "o"])
+    assert args.precision == "float32" and args.amp is False
+    with pytest.raises(SystemExit):
+        eval_davis.build_parser().parse_args(["--model", "m", "--output", "o", "--precision", "float16"])
+
+
+def test_eval_davis_bfloat16_run_records_its_precision(davis_set, tmp_path, checkpoint):
+    output = tmp_path / "out"
+    assert run_script(eval_davis, ["--model", checkpoint, "--davis_path", davis_set, "--output", output,
+                                   "--device", "cpu", "--precision", "bfloat16"]) is None
+    config = json.loads((output / "eval_config.json").read_text())
+    assert (config["precision"], config["amp"]) == ("bfloat16", False)
+    assert (output / "global_results-val.csv").is_file()
+
+
 # ---------------------------------------------------------------- DAVIS end to end
 def test_eval_davis_writes_palette_pngs_config_and_toolkit_csvs(davis_set, tmp_path, checkpoint, capsys):
     output = tmp_path / "out"

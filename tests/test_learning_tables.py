@@ -30,15 +30,6 @@ def tables():
     return load_script()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from model import build_network
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "stcn_random.pth"
-    torch.save(build_network().state_dict(), path)
-    return path
-
-
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -62,9 +53,9 @@ def test_measured_command_reports_its_own_exit_code_and_peak_memory(tmp_path):
     assert code == 3 and small < 300 * 2 ** 20
 
 
-def test_memory_table_from_real_eval_runs(tables, checkpoint, tmp_path):
+def test_memory_table_from_real_eval_runs(tables, random_stcn_checkpoint, tmp_path):
     out, work = tmp_path / "results", tmp_path / "work"
-    rows = tables.main(["memory", "--model", checkpoint, "--output", out, "--work_dir", work, *SIZE,
+    rows = tables.main(["memory", "--model", random_stcn_checkpoint, "--output", out, "--work_dir", work, *SIZE,
                         "--sets", "long", "--long_frames", "6", "--policies", "every5:mem_every=1",
                         "lfu:capacity=1,mem_every=1"])
     table = read_csv(out / "memory_policies.csv")
@@ -84,8 +75,8 @@ def test_memory_table_from_real_eval_runs(tables, checkpoint, tmp_path):
     assert (out / "memory_policies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(tables, checkpoint, tmp_path):
-    args = tables.build_parser().parse_args(["precision", "--model", str(checkpoint), "--memory", "lfu:capacity=4"])
+def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(tables, random_stcn_checkpoint, tmp_path):
+    args = tables.build_parser().parse_args(["precision", "--model", str(random_stcn_checkpoint), "--memory", "lfu:capacity=4"])
     commands = [tables.eval_command(args, tmp_path / "set", tmp_path / label, spec, precision)
                 for label, spec, precision in tables.configurations(args)]
     flags = [dict(zip(c[2::2], c[3::2])) for c in commands]
@@ -94,17 +85,17 @@ def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(t
                and f["--memory_option"] == "capacity=4" for f in flags)
 
 
-def test_bad_arguments_stop_with_one_error_line_before_any_run(tables, checkpoint, tmp_path):
+def test_bad_arguments_stop_with_one_error_line_before_any_run(tables, random_stcn_checkpoint, tmp_path):
     def message(argv):
         with pytest.raises(SystemExit) as stop:
             tables.main([*argv, "--output", tmp_path / "o", "--work_dir", tmp_path / "w"])
         return str(stop.value.code)
     assert message(["memory", "--model", tmp_path / "none.pth"]) == f"error: --model {tmp_path / 'none.pth'}: no such file"
-    assert message(["memory", "--model", checkpoint, "--policies", "swem"]).startswith(
+    assert message(["memory", "--model", random_stcn_checkpoint, "--policies", "swem"]).startswith(
         "error: swem: these tables run STCN memory policies")
-    assert message(["memory", "--model", checkpoint, "--long_frames", "2"]).startswith(
+    assert message(["memory", "--model", random_stcn_checkpoint, "--long_frames", "2"]).startswith(
         "error: the DAVIS protocol scores frames 1..n-2")
-    assert message(["precision", "--model", checkpoint, "--short_set", tmp_path / "nothing"]).startswith(
+    assert message(["precision", "--model", random_stcn_checkpoint, "--short_set", tmp_path / "nothing"]).startswith(
         "error: --short_set")
     assert not (tmp_path / "o").exists() and not (tmp_path / "w").exists()
 
