@@ -113,7 +113,8 @@ def run(args):
               "overlay": args.overlay, "overlay_fps": args.overlay_fps, "model": str(args.model),
               "output": str(args.output), "memory": args.memory,
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
-              "precision": args.precision, "device": str(device), "save_scores": args.save_scores, "videos": len(videos)}
+              "precision": args.precision, "device": str(device), "save_scores": args.save_scores,
+              "videos": len(videos)}
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, args.output,
                                                                             options, args))

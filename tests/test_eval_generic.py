@@ -283,3 +283,12 @@ def test_visualize_rejects_masks_that_match_no_frame(generic_set, tmp_path):
                                         "--output", tmp_path / "bad.mp4"])
     assert re.fullmatch(r"error: .*masks/00004.png: mask is 8x8 but its frame is 48x64", message), message
     assert not (tmp_path / "bad.mp4").exists() and no_partial_folders(tmp_path)
+
+
+def test_bfloat16_with_amp_is_one_error_line_before_any_work(generic_set, tmp_path):
+    output = tmp_path / "o"
+    message = run_script(eval_generic, ["--model", tmp_path / "missing.pth", "--data_path", generic_set[0],
+                                        "--output", output, "--precision", "bfloat16", "--amp", "--device", "cpu"])
+    assert message == ("error: --precision bfloat16 and --amp exclude each other: bfloat16 is the CPU option, "
+                       "--amp is CUDA float16; choose one")
+    assert not output.exists()

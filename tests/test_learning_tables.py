@@ -37,8 +37,9 @@ def read_csv(path):
 
 def test_end_of_run_line_parses_back():
     timer = Timer(torch.device("cpu"))
-    timer.run(12, lambda: None)
-    timer.run(30, lambda: None)
+    for frames in (12, 30):
+        timer.run(lambda: None)
+        timer.frames += frames
     parsed = parse_summary("Configuration:\n  x: 1\n" + timer.summary() + "\n")
     assert (parsed["frames"], parsed["videos"]) == (42, 2) and parsed["fps"] > 0
     assert parse_summary("no summary here") is None
@@ -75,8 +76,10 @@ def test_memory_table_from_real_eval_runs(tables, random_stcn_checkpoint, tmp_pa
     assert (out / "memory_policies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(tables, random_stcn_checkpoint, tmp_path):
-    args = tables.build_parser().parse_args(["precision", "--model", str(random_stcn_checkpoint), "--memory", "lfu:capacity=4"])
+def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(tables, random_stcn_checkpoint,
+                                                                             tmp_path):
+    args = tables.build_parser().parse_args(["precision", "--model", str(random_stcn_checkpoint), "--memory",
+                                             "lfu:capacity=4"])
     commands = [tables.eval_command(args, tmp_path / "set", tmp_path / label, spec, precision)
                 for label, spec, precision in tables.configurations(args)]
     flags = [dict(zip(c[2::2], c[3::2])) for c in commands]
@@ -90,7 +93,8 @@ def test_bad_arguments_stop_with_one_error_line_before_any_run(tables, random_st
         with pytest.raises(SystemExit) as stop:
             tables.main([*argv, "--output", tmp_path / "o", "--work_dir", tmp_path / "w"])
         return str(stop.value.code)
-    assert message(["memory", "--model", tmp_path / "none.pth"]) == f"error: --model {tmp_path / 'none.pth'}: no such file"
+    missing = tmp_path / "none.pth"
+    assert message(["memory", "--model", missing]) == f"error: --model {missing}: no such file"
     assert message(["memory", "--model", random_stcn_checkpoint, "--policies", "swem"]).startswith(
         "error: swem: these tables run STCN memory policies")
     assert message(["memory", "--model", random_stcn_checkpoint, "--long_frames", "2"]).startswith(
