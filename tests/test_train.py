@@ -170,6 +170,32 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
         Trainer(config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4))).run()
 
 
+@pytest.mark.parametrize("mode", ["frozen", "train"])
+def test_bn_switch_freezes_or_trains_batch_norm_and_is_recorded(data_root, tmp_path, mode):
+    flags = tiny_run_flags(data_root, tmp_path, 3, "bn", 2) + ["--log_every", 1]
+    cfg = config(*flags, *(["--bn", mode] if mode == "train" else []))
+    assert cfg.batch_norm == mode     # default: frozen, the published recipe
+    Trainer(cfg).run()
+    saved = json.loads((tmp_path / "bn" / "config.json").read_text())
+    assert saved["batch_norm"] == mode
+    torch.manual_seed(cfg.seed)       # the initial network of that run
+    initial = build_network(single_object=False, pretrained=False).state_dict()
+    trained = read_checkpoint(weights_path(cfg, 2))
+    statistics = [k for k in initial if k.endswith("running_mean")]
+    moved = [k for k in statistics if not torch.equal(initial[k], trained[k])]
+    # frozen: eval-mode BatchNorm never touches its statistics; train: every layer that ran updates them
+    assert (moved == []) if mode == "frozen" else len(moved) > 0.5 * len(statistics)
+    assert load_training_state(state_path(cfg))["config"]["batch_norm"] == mode
+
+
+def test_resume_warns_when_the_bn_mode_changes(data_root, tmp_path, capsys):
+    flags = tiny_run_flags(data_root, tmp_path, 3, "bnr", 2)
+    Trainer(config(*flags, "--stop_at", 1)).run()
+    capsys.readouterr()
+    Trainer(config(*flags, "--bn", "train", "--resume")).run()
+    assert "batch_norm" in capsys.readouterr().err
+
+
 def test_training_overfits_one_synthetic_video(tmp_path):
     from dataset.synthetic import SyntheticVideo
     from dataset.vos_dataset import VOSTrainDataset

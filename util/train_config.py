@@ -16,6 +16,7 @@ from util.train_recipes import all_recipes, get_recipe
 __all__ = ["TrainConfig", "build_parser", "resolve_config", "config_to_dict"]
 
 NETWORK_STRIDE = 16
+BATCH_NORM_MODES = ("frozen", "train")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TrainConfig:
     davis_root: str
     yv_root: str
     davis_repeat: int
+    batch_norm: str = "frozen"     # "frozen" (published: running statistics) or "train" (batch statistics)
     family_options: dict = field(default_factory=dict)   # the recipe's own settings (recipe.family_options())
 
 
@@ -85,6 +87,11 @@ def build_parser():
     g.add_argument("--no_amp", action="store_true",
                    help="disable automatic mixed precision (on by default on CUDA; never used on CPU)")
     g.add_argument("--seed", type=int, default=14159, help="seed of network init and data sampling")
+    g.add_argument("--bn", choices=BATCH_NORM_MODES, default="frozen",
+                   help="BatchNorm layers while training: 'frozen' (published; eval mode, the statistics "
+                        "they were built or loaded with, meant for ImageNet weights) or 'train' (batch "
+                        "statistics, running averages updated; needed to train from scratch with "
+                        "--no_pretrained, whose initial statistics are meaningless)")
     g = p.add_argument_group("initialisation and resuming")
     g.add_argument("--no_pretrained", action="store_true",
                    help="do not load torchvision ImageNet weights into the encoders (offline machines)")
@@ -146,7 +153,7 @@ def resolve_config(args):
         log_every=1 if args.debug else args.log_every, log_image_every=1 if args.debug else args.log_image_every,
         stop_at=args.stop_at, progress_bar=not args.no_progress, cudnn_benchmark=args.benchmark,
         static_root=args.static_root, bl_root=args.bl_root, davis_root=args.davis_root, yv_root=args.yv_root,
-        davis_repeat=args.davis_repeat, family_options=family_options)
+        davis_repeat=args.davis_repeat, batch_norm=args.bn, family_options=family_options)
     _check(cfg)
     return cfg
 

@@ -193,6 +193,8 @@ class Trainer:
         self._announce(context, start)
 
         self.recipe.set_train_mode(network)
+        if cfg.batch_norm == "train":
+            train_batch_norm(network)
         step_module = self.recipe.training_module(network).to(device)
         if context.distributed:
             step_module = DistributedDataParallel(
@@ -237,8 +239,17 @@ class Trainer:
         return self.history
 
 
+def train_batch_norm(network):
+    """Put every BatchNorm of ``network`` in train mode (``train.py --bn train``): batch statistics in
+    the forward pass, running averages updated for evaluation. The recipes freeze them (published)."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.train()
+    return network
+
+
 def _warn_changed(saved, current):
-    keys = ("model", "stage", "iterations", "batch_size", "steps", "lr", "seed", "size")
+    keys = ("model", "stage", "iterations", "batch_size", "steps", "lr", "seed", "size", "batch_norm")
     changed = {k: (saved.get(k), current.get(k)) for k in keys
                if k in saved and json.dumps(saved[k]) != json.dumps(current[k])}
     if "family_options" in saved:   # states saved before family options existed have none
