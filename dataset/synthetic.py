@@ -13,7 +13,10 @@ Frames are generated lazily from closed-form motion, so a 10 000-frame video cos
 
 Label ids default to 1..num_objects; pass ``object_ids=(3, 7)`` for non-consecutive ids and
 ``first_frames=(0, 10)`` to make object 7 appear at frame 10; ``shapes`` limits the categories
-(``video.categories`` maps each label to its shape). Every object covers at least
+(``video.categories`` maps each label to its shape). ``edge_crossers=K`` makes the last K objects
+(the default: the last one, when there are two or more) the ones that leave the view across the left
+or right edge and re-enter from the other side, again and again in a long video; ``deform=A`` bends
+every outline non-rigidly over time (radius modulated by up to +-A; 0 keeps shapes rigid). Every object covers at least
 ``min_visible_fraction`` of the frame at its first frame, so a first-frame annotation always holds
 it (at frame 0 for the DAVIS protocol; at its own first frame for YouTubeVOS).
 """
@@ -36,7 +39,8 @@ class SyntheticVideo:
     """A lazily generated video: ``frame(t)`` returns ``(rgb, labels)`` for 0 <= t < length."""
 
     def __init__(self, seed, height, width, num_objects, length, *, object_ids=None,
-                 first_frames=None, noise=4, min_visible_fraction=0.01, shapes=SHAPES):
+                 first_frames=None, noise=4, min_visible_fraction=0.01, shapes=SHAPES, edge_crossers=None,
+                 deform=0.0):
         if height < 8 or width < 8:
             raise ValueError(f"frame size {height}x{width} is too small; use at least 8x8")
         if length < 1:
@@ -50,6 +54,10 @@ class SyntheticVideo:
             raise ValueError(f"shapes {shapes} must be a non-empty subset of {SHAPES}")
         if any(not 1 <= i < VOID_LABEL for i in ids):
             raise ValueError(f"object_ids {ids} must lie in 1..{VOID_LABEL - 1}")
+        if edge_crossers is not None and not 0 <= edge_crossers <= num_objects:
+            raise ValueError(f"edge_crossers {edge_crossers} must lie in 0..{num_objects}")
+        if not 0 <= deform < 0.5:
+            raise ValueError(f"deform {deform} must lie in [0, 0.5)")
         starts = (0,) * num_objects if first_frames is None else tuple(int(f) for f in first_frames)
         if len(starts) != num_objects or any(not 0 <= f < length for f in starts):
             raise ValueError(f"first_frames {first_frames} must give one frame in 0..{length - 1} per object")
@@ -60,6 +68,9 @@ class SyntheticVideo:
         self.first_frames = dict(zip(ids, starts))
         self.noise = int(noise)
         self._shapes = tuple(shapes)
+        # default: only the last object crosses the edge (and only when there are two or more)
+        self._edge_crossers = (1 if num_objects > 1 else 0) if edge_crossers is None else int(edge_crossers)
+        self._deform = float(deform)
         self._min_visible = max(4, int(min_visible_fraction * height * width))
         self._ys, self._xs = np.mgrid[0:height, 0:width].astype(np.float32)
         rng = np.random.default_rng([self.seed, 0x5EED])
@@ -123,7 +134,8 @@ class SyntheticVideo:
         for _ in range(MAX_PLACEMENT_TRIES):
             objects = [
                 _random_object(rng, label, start, self.height, self.width, self._shapes,
-                               crosses_edge=(index == len(self.object_ids) - 1 and index > 0))
+                               crosses_edge=index >= len(self.object_ids) - self._edge_crossers,
+                               deform=_random_deformation(self.seed, label, self._deform))
                 for index, (label, start) in enumerate(self.first_frames.items())
             ]
             order = rng.permutation(len(objects))
@@ -162,12 +174,13 @@ def _wrap(s, low, high):
 
 class _Object:
     def __init__(self, label, first_frame, shape, radius, aspect, centre_at_entry, velocity,
-                 crosses_edge, angle0, spin, breathe, colours, stripes, frame_size):
+                 crosses_edge, angle0, spin, breathe, colours, stripes, frame_size, deform=None):
         self.label, self.first_frame, self.shape = label, first_frame, shape
         self.radius, self.aspect = radius, aspect
         self.velocity, self.crosses_edge = velocity, crosses_edge
         self.angle0, self.spin, self.breathe = angle0, spin, breathe
         self.colours, self.stripes = colours, stripes
+        self.deform = deform    # None or (amplitude, lobes, angular speed, phase) of the outline's wobble
         self.height, self.width = frame_size
         # Track parameters: the motion is s(t) = s0 + v t mapped through bounce / wrap, with s0
         # chosen so the centre sits at centre_at_entry at the first frame.
@@ -200,7 +213,8 @@ class _Object:
         """
         cx, cy = self.centre(t)
         scale = 1.0 + 0.12 * math.sin(self.breathe[0] * t + self.breathe[1])
-        reach = 1.25 * self.radius * scale * max(1.0, self.aspect)  # bounds every shape's extent
+        wobble = 1.0 + (self.deform[0] if self.deform else 0.0)
+        reach = 1.25 * self.radius * scale * max(1.0, self.aspect) * wobble  # bounds every shape's extent
         y0, y1 = max(0, math.floor(cy - reach)), min(self.height, math.ceil(cy + reach) + 1)
         x0, x1 = max(0, math.floor(cx - reach)), min(self.width, math.ceil(cx + reach) + 1)
         if y0 >= y1 or x0 >= x1:
@@ -211,6 +225,10 @@ class _Object:
         dx, dy = xs[box] - cx, ys[box] - cy
         u = (c * dx + s * dy) / (self.radius * scale)
         v = (-s * dx + c * dy) / (self.radius * scale * self.aspect)
+        if self.deform:   # non-rigid: the outline's radius varies with the polar angle and in time
+            amplitude, lobes, speed, phase = self.deform
+            radial = 1.0 + amplitude * np.sin(lobes * np.arctan2(v, u) + speed * t + phase)
+            u, v = u / radial, v / radial
         if self.shape == "ellipse":
             inside = u * u + v * v <= 1.0
         elif self.shape == "rectangle":
@@ -225,7 +243,16 @@ class _Object:
         return box, inside, tex.astype(np.float32)
 
 
-def _random_object(rng, label, first_frame, height, width, shapes, crosses_edge):
+def _random_deformation(seed, label, amplitude):
+    """The wobble of one object's outline (its own generator, so rigid videos stay as they were)."""
+    if not amplitude:
+        return None
+    rng = np.random.default_rng([seed, 0xDEF0, label])
+    return (amplitude * float(rng.uniform(0.5, 1.0)), int(rng.integers(2, 5)), float(rng.uniform(0.05, 0.2)),
+            float(rng.uniform(0, 2 * math.pi)))
+
+
+def _random_object(rng, label, first_frame, height, width, shapes, crosses_edge, deform=None):
     short = min(height, width)
     radius = float(rng.uniform(0.12, 0.22) * short)
     speed = float(rng.uniform(0.01, 0.035) * short) + 0.5
@@ -244,7 +271,7 @@ def _random_object(rng, label, first_frame, height, width, shapes, crosses_edge)
         breathe=(float(rng.uniform(0.05, 0.2)), float(rng.uniform(0, 2 * math.pi))),
         colours=colours,
         stripes=(float(rng.uniform(2, 7)), float(rng.uniform(-4, 4)), float(rng.uniform(0, 2 * math.pi))),
-        frame_size=(height, width))
+        frame_size=(height, width), deform=deform)
 
 
 # ---------------------------------------------------------------------- background
@@ -295,12 +322,13 @@ def _fresh_root(root, overwrite):
 
 
 def write_synthetic_davis(root, seed=0, num_train=2, num_val=2, num_test_dev=1, length=8, height=480,
-                          width=854, max_objects=3, overwrite=False):
+                          width=854, max_objects=3, overwrite=False, edge_crossers=None, deform=0.0):
     """Write a DAVIS-2017-layout set of synthetic videos under ``root``; returns {split: [names]}.
 
     trainval/JPEGImages/480p/<video>/00000.jpg, trainval/Annotations/480p/<video>/00000.png (indexed,
     DAVIS palette, every frame), trainval/ImageSets/2016|2017/train.txt|val.txt, and test-dev/ with
     the first annotation only and ImageSets/2017/test-dev.txt. Every object is in frame 0.
+    ``edge_crossers`` and ``deform``: as in ``SyntheticVideo`` (for every video).
     """
     root = _fresh_root(root, overwrite)
     rng = np.random.default_rng([seed, 2017])
@@ -310,9 +338,11 @@ def write_synthetic_davis(root, seed=0, num_train=2, num_val=2, num_test_dev=1, 
         folder = root / ("test-dev" if split == "test-dev" else "trainval")
         names[split] = [f"{split.replace('-', '')}-shapes-{i:02d}" for i in range(count)]
         for video_index, name in enumerate(names[split]):
+            k = int(rng.integers(1, max_objects + 1))
             video = SyntheticVideo(seed=_video_seed(seed, split_index, video_index),
-                                   height=height, width=width, num_objects=int(rng.integers(1, max_objects + 1)),
-                                   length=length)
+                                   height=height, width=width, num_objects=k, length=length,
+                                   edge_crossers=None if edge_crossers is None else min(edge_crossers, k),
+                                   deform=deform)
             for t, (rgb, labels) in enumerate(video):
                 _write_jpeg(folder / "JPEGImages" / DAVIS_RESOLUTION / name / f"{t:05d}.jpg", rgb)
                 if split != "test-dev" or t == 0:
@@ -331,7 +361,7 @@ def _video_seed(seed, split_index, video_index):
 
 
 def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, height=480, width=854,
-                            max_objects=3, overwrite=False):
+                            max_objects=3, overwrite=False, edge_crossers=None, deform=0.0):
     """Write a YouTubeVOS-layout set under ``root``; returns {split: [names]}.
 
     train/: JPEGImages and full Annotations at every 5th frame, meta.json (objects' categories and
@@ -342,6 +372,7 @@ def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, h
     Train objects are ellipses and rectangles only, so valid triangles are "unseen" categories. Valid
     objects have non-consecutive ids, and the second object onwards may enter at a later 5th frame
     (the first valid video always has one that does, given max_objects >= 2 and length > 5).
+    ``edge_crossers`` and ``deform``: as in ``SyntheticVideo`` (for every video).
     """
     root = _fresh_root(root, overwrite)
     rng = np.random.default_rng([seed, 2018])
@@ -364,7 +395,8 @@ def write_synthetic_youtube(root, seed=0, num_train=2, num_valid=2, length=16, h
                 shapes = SHAPES
             video = SyntheticVideo(seed=_video_seed(seed, split_index, video_index), height=height, width=width,
                                    num_objects=k, length=length, object_ids=ids, first_frames=starts,
-                                   shapes=shapes)
+                                   shapes=shapes, deform=deform,
+                                   edge_crossers=None if edge_crossers is None else min(edge_crossers, k))
             present = {i: [] for i in ids}
             for t, (rgb, labels) in enumerate(video):
                 frame = f"{t:05d}"

@@ -27,6 +27,11 @@ def build_parser():
     parser.add_argument("--height", type=int, default=480, help="frame height (DAVIS 480p: 480)")
     parser.add_argument("--width", type=int, default=854, help="frame width (DAVIS 480p: 854)")
     parser.add_argument("--max_objects", type=int, default=3, help="objects per video: 1..max_objects")
+    parser.add_argument("--edge_crossers", type=int, default=None,
+                        help="objects per video (the last ones) that leave the view across the left/right edge "
+                             "and re-enter from the other side (default: the last object when there are 2+)")
+    parser.add_argument("--deform", type=float, default=0.0,
+                        help="non-rigid outline wobble, fraction of the radius in [0, 0.5) (default 0: rigid)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     return parser
 
@@ -37,7 +42,8 @@ def main(argv=None):
     try:
         names = write_synthetic_davis(args.output, seed=args.seed, num_train=args.train, num_val=args.val,
                                       num_test_dev=args.test_dev, length=args.frames, height=args.height,
-                                      width=args.width, max_objects=args.max_objects, overwrite=args.overwrite)
+                                      width=args.width, max_objects=args.max_objects, overwrite=args.overwrite,
+                                      edge_crossers=args.edge_crossers, deform=args.deform)
     except (FileExistsError, ValueError) as error:
         sys.exit(f"error: {error}")
     counts = ", ".join(f"{len(v)} {k}" for k, v in names.items())

@@ -55,6 +55,34 @@ def test_an_object_leaves_the_frame_and_comes_back():
     )
 
 
+def test_edge_crossers_choose_how_many_objects_leave_and_return():
+    def leaves_and_returns(video, label):
+        seen = [(video.labels(t) == label).any() for t in range(len(video))]
+        return any(not seen[t] and any(seen[t + 1:]) for t in range(len(seen)))
+
+    every = SyntheticVideo(seed=4, height=32, width=48, num_objects=3, length=200, noise=0, edge_crossers=3)
+    assert all(leaves_and_returns(every, k) for k in every.object_ids)
+    none = SyntheticVideo(seed=4, height=32, width=48, num_objects=3, length=200, noise=0, edge_crossers=0)
+    assert not any(leaves_and_returns(none, k) for k in none.object_ids)
+    # the default keeps the original videos: the last object alone crosses the edge
+    default = SyntheticVideo(seed=4, height=32, width=48, num_objects=3, length=8)
+    explicit = SyntheticVideo(seed=4, height=32, width=48, num_objects=3, length=8, edge_crossers=1)
+    for t in range(8):
+        np.testing.assert_array_equal(default.frame(t)[0], explicit.frame(t)[0])
+
+
+def test_deform_bends_outlines_beyond_rigid_motion():
+    rigid = SyntheticVideo(seed=7, height=48, width=48, num_objects=1, length=30, noise=0, edge_crossers=0)
+    bent = SyntheticVideo(seed=7, height=48, width=48, num_objects=1, length=30, noise=0, edge_crossers=0,
+                          deform=0.3)
+    assert set(np.unique(bent.labels(0))) == {0, 1}
+    # same motion (the wobble has its own generator) but different outlines
+    differing = [(rigid.labels(t) != bent.labels(t)).mean() for t in range(30)]
+    assert min(differing) > 0.005
+    with pytest.raises(ValueError, match="deform"):
+        SyntheticVideo(seed=0, height=16, width=16, num_objects=1, length=2, deform=0.7)
+
+
 def test_objects_occlude_each_other():
     video = SyntheticVideo(seed=3, height=32, width=48, num_objects=3, length=40, noise=0)
     occluded = any(
@@ -75,6 +103,7 @@ def test_generation_is_lazy_so_long_videos_cost_nothing():
     (dict(object_ids=(1, 255)), "1..254"),
     (dict(first_frames=(0, 9)), "first_frames"),
     (dict(length=0), "length"),
+    (dict(edge_crossers=3), "edge_crossers"),
 ])
 def test_bad_arguments_are_rejected_clearly(kwargs, message):
     args = dict(seed=0, height=16, width=16, num_objects=2, length=5)
