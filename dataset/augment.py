@@ -121,7 +121,7 @@ def resize_shorter_side(image, masks, size):
     factor = size / min(height, width)
     new_w, new_h = max(size, round(width * factor)), max(size, round(height * factor))
     out = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    return out, [cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST) for m in masks]
+    return out, [cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT) for m in masks]
 
 
 def random_crop(image, masks, size, rng, fill=IMAGE_FILL):
@@ -170,4 +170,4 @@ def crop_resize(image, masks, box, out_size):
     y, x, h, w = box
     out = cv2.resize(image[y:y + h, x:x + w], (out_size, out_size), interpolation=cv2.INTER_LINEAR)
     return out, [cv2.resize(m[y:y + h, x:x + w], (out_size, out_size),
-                            interpolation=cv2.INTER_NEAREST) for m in masks]
+                            interpolation=cv2.INTER_NEAREST_EXACT) for m in masks]

@@ -124,14 +124,14 @@ class VOSTrainDataset:
         for image, label in zip(images, labels):
             if image.shape[:2] != (height, width):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-                label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+                label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
             image, label = image[y:y + h, x:x + w], label[y:y + h, x:x + w]
             if flip:
                 image, label = image[:, ::-1], label[:, ::-1]
             shrink = cv2.INTER_AREA if h > self.size else cv2.INTER_LINEAR
             image = cv2.resize(np.ascontiguousarray(image), (self.size, self.size), interpolation=shrink)
             label = cv2.resize(np.ascontiguousarray(label), (self.size, self.size),
-                               interpolation=cv2.INTER_NEAREST)
+                               interpolation=cv2.INTER_NEAREST_EXACT)
             # same jitter / grayscale for every frame: generators with a shared seed
             image = color_jitter(image, np.random.default_rng(jitter_seed), 0.1, 0.03, 0.03)
             image = random_grayscale(image, np.random.default_rng(gray_seed), p=0.05)
