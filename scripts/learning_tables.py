@@ -43,17 +43,19 @@ FIELDS = ["table", "config", "videos", "set", "frames", "J&F", "J", "F", "fps", 
 
 
 # ---------------------------------------------------------------- held-out sets
-def held_out_set(root, seed, videos, frames, height, width, max_objects):
-    """A DAVIS-layout val set of ``videos`` synthetic videos under ``root``, generated once per
-    parameter set (a stamp file records them; other parameters regenerate it)."""
+def held_out_set(root, seed, videos, frames, height, width, max_objects, deform):
+    """A DAVIS-layout val set of ``videos`` synthetic videos under ``root`` in which every object may
+    leave the view and come back (as the learning check's held-out sets), generated once per parameter
+    set (a stamp file records them; other parameters regenerate it)."""
     from dataset.synthetic import write_synthetic_davis
     params = {"seed": seed, "videos": videos, "frames": frames, "height": height, "width": width,
-              "max_objects": max_objects}
+              "max_objects": max_objects, "deform": deform}
     stamp = Path(root) / "generated.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return Path(root)
     write_synthetic_davis(root, seed=seed, num_train=0, num_val=videos, num_test_dev=0, length=frames,
-                          height=height, width=width, max_objects=max_objects, overwrite=True)
+                          height=height, width=width, max_objects=max_objects, edge_crossers=max_objects,
+                          deform=deform, overwrite=True)
     stamp.write_text(json.dumps(params))
     return Path(root)
 
@@ -61,14 +63,14 @@ def held_out_set(root, seed, videos, frames, height, width, max_objects):
 def prepare_sets(args):
     """{'short': root, 'long': root} of the sets this table runs on (``--sets``)."""
     work = Path(args.work_dir)
+    common = dict(max_objects=args.max_objects, deform=args.deform)
     sets = {}
     if "short" in args.sets:
         sets["short"] = Path(args.short_set) if args.short_set else held_out_set(
-            work / "short", args.seed, args.short_videos, args.short_frames, args.height, args.width,
-            args.max_objects)
+            work / "short", args.short_seed, args.short_videos, args.short_frames, args.height, args.width, **common)
     if "long" in args.sets:
-        sets["long"] = held_out_set(work / "long", args.seed + 1, args.long_videos, args.long_frames,
-                                    args.height, args.width, args.max_objects)
+        sets["long"] = held_out_set(work / "long", args.long_seed, args.long_videos, args.long_frames,
+                                    args.long_height or args.height, args.long_width or args.width, **common)
     return sets
 
 
@@ -80,13 +82,14 @@ def describe_set(root):
     for name in reader.sequences:
         video = reader.video(name)
         lengths.append(len(video))
+        size = video.size
         present = [set(np.unique(video.annotation(frame)).tolist()) - {0, 255} for frame in video.frame_names]
         ids = set().union(*present)
         objects += len(ids)
         returns += sum(1 for i in ids for before, now in zip(present, present[1:])
                        if i not in before and i in now and i in present[0])
     return {"videos": len(lengths), "frames": sum(lengths), "min_length": min(lengths),
-            "max_length": max(lengths), "objects": objects, "returns": returns}
+            "max_length": max(lengths), "objects": objects, "returns": returns, "size": size}
 
 
 # ---------------------------------------------------------------- one configuration
@@ -149,10 +152,11 @@ def markdown(rows, args, sets, seconds):
     lines = [f"# {title}", "",
              f"Command: `{shlex.join(['python', 'scripts/learning_tables.py', *args.argv])}`  ",
              f"Checkpoint: `{args.model}`  ",
-             f"Machine: {environment_line()}; each run {args.threads} thread(s), `nice` as invoked; "
-             f"wall time {seconds / 60:.1f} min  "]
+             f"Machine: {environment_line()}; each run {args.threads} thread(s), {args.jobs} run(s) at a "
+             f"time; wall time {seconds / 60:.1f} min  "]
     for name, info in described.items():
-        lines.append(f"{name} videos: {info['videos']} videos of {info['min_length']}-{info['max_length']} frames, "
+        lines.append(f"{name} videos: {info['videos']} videos of {info['min_length']}-{info['max_length']} frames "
+                     f"at {info['size'][0]}x{info['size'][1]}, "
                      f"{info['objects']} objects, {info['returns']} returns of an object into the view after "
                      f"it left (`{sets[name]}`)  ")
     lines += ["", "J&F, J, F: DAVIS 2017 toolkit definitions (first and last frame excluded), in [0, 1]. "
@@ -202,30 +206,49 @@ def write_csv(path, rows):
             writer.writerows(rows)
 
 
-def run_table(args):
-    from tqdm import tqdm
-    start = time.perf_counter()
-    sets = prepare_sets(args)
-    stem = {"memory": "memory_policies", "precision": "precision"}[args.table]
+def write_results(rows, args, sets, seconds, stem):
+    """The table files of the runs done so far (rows in table order); rewritten after every run."""
     output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    rows = []
-    jobs = [(set_name, root, config) for set_name, root in sets.items() for config in configurations(args)]
-    for set_name, root, (label, spec, precision) in tqdm(jobs, desc=f"{args.table} table", unit="run"):
-        row = measure(args, args.table, label, set_name, root, spec, precision)
-        first = next((r for r in rows if r["set"] == set_name), None)
-        row["agreement_with_first"] = label_agreement(row["output"], first["output"]) if first else 1.0
-        rows.append(row)
-        tqdm.write(f"{set_name} {label}: J&F {row['J&F']:.3f}, {row['fps']:.2f} frames/s, "
-                   f"peak RSS {row['peak_rss_mib']:.0f} MiB")
-        write_csv(output / f"{stem}.csv", rows)
-    text = markdown(rows, args, sets, time.perf_counter() - start)
+    first = configurations(args)[0][0]
+    for row in rows:   # pixels labelled as by the first configuration on the same videos, once it ran
+        reference = next((r for r in rows if r["set"] == row["set"] and r["config"] == first), None)
+        row["agreement_with_first"] = (label_agreement(row["output"], reference["output"]) if reference
+                                       else float("nan"))
+    write_csv(output / f"{stem}.csv", rows)
+    text = markdown(rows, args, sets, seconds)
     with atomic_file(output / f"{stem}.md") as temporary:
         temporary.write_text(text)
     if args.table == "memory":
         plot(rows, output / f"{stem}.png")
+    return text
+
+
+def run_table(args):
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+    start = time.perf_counter()
+    sets = prepare_sets(args)
+    stem = {"memory": "memory_policies", "precision": "precision"}[args.table]
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    jobs = [(set_name, root, config) for set_name, root in sets.items() for config in configurations(args)]
+    # the long videos first: they take longest and carry the memory claim, should the run be cut off
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i][0] != "long")
+    done = {}
+    # each run is its own process: threads only wait for them
+    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(jobs), desc=f"{args.table} table", unit="run") as bar:
+        futures = {}
+        for i in order:
+            set_name, root, (label, spec, precision) = jobs[i]
+            futures[pool.submit(measure, args, args.table, label, set_name, root, spec, precision)] = i
+        for future in as_completed(futures):
+            row = done[futures[future]] = future.result()
+            bar.update()
+            tqdm.write(f"{row['set']} {row['config']}: J&F {row['J&F']:.3f}, {row['fps']:.2f} frames/s, "
+                       f"peak RSS {row['peak_rss_mib']:.0f} MiB")
+            text = write_results([done[i] for i in sorted(done)], args, sets, time.perf_counter() - start, stem)
     print(text)
-    return rows
+    return [done[i] for i in sorted(done)]
 
 
 # ---------------------------------------------------------------- command line
@@ -244,16 +267,24 @@ def build_parser():
     parser.add_argument("--short_set", default=None,
                         help="an existing DAVIS-layout root to use as the short set (its val split), e.g. "
                              "the learning check's held-out set; default: generate one")
-    parser.add_argument("--short_videos", type=int, default=6, help="generated short set: videos (default 6)")
-    parser.add_argument("--short_frames", type=int, default=40, help="generated short set: frames per video")
-    parser.add_argument("--long_videos", type=int, default=1, help="long set: videos (default 1)")
-    parser.add_argument("--long_frames", type=int, default=LONG_FRAMES,
-                        help=f"long set: frames per video (default {LONG_FRAMES})")
-    parser.add_argument("--height", type=int, default=96, help="generated sets: frame height (default 96)")
-    parser.add_argument("--width", type=int, default=160, help="generated sets: frame width (default 160)")
-    parser.add_argument("--max_objects", type=int, default=3, help="generated sets: objects per video, 1..this")
-    parser.add_argument("--seed", type=int, default=100, help="seed of the short set (long set: seed + 1)")
+    g = parser.add_argument_group("generated sets (defaults: the learning check's held-out DAVIS set)")
+    g.add_argument("--short_videos", type=int, default=4, help="short set: videos (default 4)")
+    g.add_argument("--short_frames", type=int, default=30, help="short set: frames per video (default 30)")
+    g.add_argument("--short_seed", type=int, default=1, help="short set: seed (default 1)")
+    g.add_argument("--long_videos", type=int, default=1, help="long set: videos (default 1)")
+    g.add_argument("--long_frames", type=int, default=LONG_FRAMES,
+                   help=f"long set: frames per video (default {LONG_FRAMES})")
+    g.add_argument("--long_seed", type=int, default=4, help="long set: seed (default 4: two objects)")
+    g.add_argument("--long_height", type=int, default=None, help="long set: frame height (default --height)")
+    g.add_argument("--long_width", type=int, default=None, help="long set: frame width (default --width)")
+    g.add_argument("--height", type=int, default=96, help="frame height (default 96)")
+    g.add_argument("--width", type=int, default=160, help="frame width (default 160)")
+    g.add_argument("--max_objects", type=int, default=3, help="objects per video: 1..N (default 3)")
+    g.add_argument("--deform", type=float, default=0.15, help="non-rigid outline wobble (default 0.15)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time (default 1; with 2, two configurations share the machine and "
+                             "each one's frames/s is measured beside another run)")
     return parser
 
 
@@ -271,7 +302,8 @@ def check_args(args):
         if name not in ("every5", "lfu"):
             return f"{spec}: these tables run STCN memory policies (every5, lfu), not {name!r}"
     numbers = {"--short_videos": args.short_videos, "--short_frames": args.short_frames,
-               "--long_videos": args.long_videos, "--long_frames": args.long_frames, "--threads": args.threads}
+               "--long_videos": args.long_videos, "--long_frames": args.long_frames, "--threads": args.threads,
+               "--jobs": args.jobs}
     for flag, value in numbers.items():
         if value < 1:
             return f"{flag} must be >= 1, got {value}"

@@ -4,6 +4,7 @@ The measured tables themselves are benchmarks (README, "Does it learn?")."""
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_measured_command_reports_its_own_exit_code_and_peak_memory(tmp_path):
 def test_memory_table_from_real_eval_runs(tables, random_stcn_checkpoint, tmp_path):
     out, work = tmp_path / "results", tmp_path / "work"
     rows = tables.main(["memory", "--model", random_stcn_checkpoint, "--output", out, "--work_dir", work, *SIZE,
-                        "--sets", "long", "--long_frames", "6", "--policies", "every5:mem_every=1",
+                        "--sets", "long", "--long_frames", "6", "--jobs", "2", "--policies", "every5:mem_every=1",
                         "lfu:capacity=1,mem_every=1"])
     table = read_csv(out / "memory_policies.csv")
     assert [(r["set"], r["config"], r["frames"]) for r in table] == [
@@ -106,13 +107,30 @@ def test_bad_arguments_stop_with_one_error_line_before_any_run(tables, random_st
 
 def test_label_agreement_and_set_description(tables, tmp_path):
     from util.palette import write_label_png
-    root = tables.held_out_set(tmp_path / "set", seed=101, videos=1, frames=60, height=32, width=48, max_objects=3)
+    root = tables.held_out_set(tmp_path / "set", seed=101, videos=1, frames=150, height=32, width=48,
+                               max_objects=3, deform=0.1)
     info = tables.describe_set(root)
-    assert (info["videos"], info["frames"], info["objects"]) == (1, 60, 2)
-    assert info["returns"] >= 1            # seed 101: the second object crosses an edge and comes back
-    assert tables.held_out_set(tmp_path / "set", 101, 1, 60, 32, 48, 3) == root   # generated once
+    assert (info["videos"], info["frames"], info["objects"]) == (1, 150, 2)
+    assert info["returns"] >= 2            # both objects cross the edges and come back
+    stamp = (root / "generated.json").stat().st_mtime_ns
+    assert tables.held_out_set(tmp_path / "set", 101, 1, 150, 32, 48, 3, 0.1) == root   # generated once
+    assert (root / "generated.json").stat().st_mtime_ns == stamp
     labels = np.zeros((4, 5), np.uint8)
     write_label_png(tmp_path / "a" / "v" / "00001.png", labels)
     labels[0, :2] = 1
     write_label_png(tmp_path / "b" / "v" / "00001.png", labels)
     assert tables.label_agreement(tmp_path / "b", tmp_path / "a") == pytest.approx(18 / 20)
+
+
+@pytest.mark.benchmark
+def test_bounded_policies_keep_peak_memory_below_every5_on_a_1000_frame_video(random_stcn_checkpoint, tmp_path):
+    """The AMM paper's memory claim on our code, at the tables' CPU size (96x160; ~5-10 min, niced)."""
+    out = tmp_path / "results"
+    subprocess.run(["nice", "-n", "10", sys.executable, str(REPO / "scripts" / "learning_tables.py"), "memory",
+                    "--model", str(random_stcn_checkpoint), "--output", str(out), "--work_dir",
+                    str(tmp_path / "work"), "--sets", "long", "--jobs", "2", "--policies", "every5",
+                    "lfu:capacity=2"], check=True)
+    every5, lfu = read_csv(out / "memory_policies.csv")
+    assert int(every5["frames"]) == int(lfu["frames"]) >= 1000
+    # at the end every5 holds ~200 frames' worth of features, LFU two
+    assert float(lfu["peak_rss_mib"]) < float(every5["peak_rss_mib"]) - 40
