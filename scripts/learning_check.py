@@ -65,6 +65,9 @@ def build_parser():
                         "meaningless; see README 'Does it learn?')")
     g.add_argument("--stage0_iterations", type=int, default=40, help="stage-0 steps (default 40)")
     g.add_argument("--main_iterations", type=int, default=200, help="stage-3 steps (default 200)")
+    g.add_argument("--decay_at", type=float, default=0.75,
+                   help="fraction of the main stage after which lr is x0.1 (train.py --steps; default 0.75, "
+                        "like the published 125k of 150k); stage 0 keeps its lr")
     g.add_argument("--eval_every", type=int, default=50,
                    help="score a main-stage checkpoint every N steps (default 50); the stage-0 result is "
                         "scored too")
@@ -118,7 +121,8 @@ def train_flags(args, work, stage, data):
         return flags + ["--id", "stage0", "--iterations", str(args.stage0_iterations), "--steps",
                         "--static_root", str(data["static"]), "--save_every", str(args.stage0_iterations),
                         "--checkpoint_every", str(args.stage0_iterations)]
-    return flags + ["--id", "stage3", "--iterations", str(args.main_iterations), "--steps",
+    return flags + ["--id", "stage3", "--iterations", str(args.main_iterations),
+                    "--steps", str(max(1, round(args.decay_at * args.main_iterations))), "--gamma", "0.1",
                     "--davis_root", str(data["davis"]), "--yv_root", str(data["youtube"]),
                     "--save_every", str(args.eval_every), "--checkpoint_every", str(args.eval_every)]
 
