@@ -179,6 +179,7 @@ def write_atomic(path, text_or_bytes):
             temporary.write_bytes(text_or_bytes)
         else:
             temporary.write_text(text_or_bytes)
+        temporary.chmod(0o644)   # mkstemp's 0600 would hide results from other users
 
 
 def csv_table(first_column, rows):
