@@ -82,7 +82,7 @@ def run(args):
     if all(reader.has_ground_truth(v) for v in videos):
         table = evaluate_davis(args.output, args.davis_path, split=args.split, year=args.year)
         print(format_table(table, args.split))
-        for path in write_davis_csvs(table, args.output, args.split):
+        for path in write_davis_csvs(table, args.output, args.split, year=args.year):
             print(f"Wrote {path}")
     else:
         print("No full ground truth for this split: masks written, not scored.")

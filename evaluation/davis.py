@@ -122,11 +122,12 @@ def evaluate_davis(results, davis_root, split="val", year=2017, resolution="480p
                    workers=None):
     """ScoreTable of the result folder ``results`` (``<seq>/<frame>.png``) against a DAVIS split.
 
-    Old ``global_results-<split>.csv`` / ``per-sequence_results-<split>.csv`` in ``results`` are deleted
+    Old ``global_results-<split>.csv`` / ``per-sequence_results-<split>.csv`` (``-<split>-2016`` for
+    2016) in ``results`` are deleted
     first, so a failed evaluation never leaves a stale table that looks current.
     """
     from .tables import davis_csv_paths, remove_files
-    remove_files(davis_csv_paths(results, split))  # never leave an old table next to new results
+    remove_files(davis_csv_paths(results, split, year))  # never leave an old table next to new results
     reader = DavisReader(davis_root, split=split, year=year, resolution=resolution)
     names = reader.sequences if sequences is None else list(sequences)
     jobs = []

@@ -22,10 +22,12 @@ def csv_text(columns, rows, decimals):
     return "\n".join(lines) + "\n"
 
 
-def davis_csv_paths(folder, split="val"):
-    """(global, per-sequence) CSV paths of a result folder, named as the toolkit names them."""
+def davis_csv_paths(folder, split="val", year=2017):
+    """(global, per-sequence) CSV paths of a result folder, named as the toolkit names them; 2016 tables
+    get a ``-2016`` suffix so they never overwrite the 2017 ones of the same folder."""
     folder = Path(folder)
-    return folder / f"global_results-{split}.csv", folder / f"per-sequence_results-{split}.csv"
+    name = split if int(year) == 2017 else f"{split}-{year}"
+    return folder / f"global_results-{name}.csv", folder / f"per-sequence_results-{name}.csv"
 
 
 def remove_files(paths):
@@ -33,9 +35,9 @@ def remove_files(paths):
         Path(path).unlink(missing_ok=True)
 
 
-def write_davis_csvs(table, folder, split="val", decimals=TOOLKIT_DECIMALS):
+def write_davis_csvs(table, folder, split="val", decimals=TOOLKIT_DECIMALS, year=2017):
     """Write both CSVs into ``folder``; returns (global path, per-sequence path)."""
-    global_path, sequence_path = davis_csv_paths(folder, split)
+    global_path, sequence_path = davis_csv_paths(folder, split, year)
     for path, text in ((global_path, csv_text(GLOBAL_COLUMNS, [table.global_row()], decimals)),
                        (sequence_path, csv_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals))):
         with atomic_file(path) as temporary:

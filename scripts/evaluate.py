@@ -4,7 +4,8 @@
     python scripts/evaluate.py --benchmark youtube --results output/yv --gt data/synthetic_youtube
 
 DAVIS: prints the paper's table and writes ``<results>/global_results-<split>.csv`` and
-``<results>/per-sequence_results-<split>.csv`` (always recomputed). Results are ``<sequence>/<frame>.png``
+``<results>/per-sequence_results-<split>.csv`` (always recomputed; ``--year 2016`` writes
+``...-<split>-2016.csv``, so it never overwrites the 2017 tables). Results are ``<sequence>/<frame>.png``
 (indexed, grayscale, or RGB in the palette's colours).
 YouTubeVOS: needs the full ground truth that only synthetic sets ship (``<gt>/<split>_gt/Annotations``)
 and writes ``<results>/youtube_results-<split>.csv`` and ``youtube_per-object_results-<split>.csv``.
@@ -44,7 +45,7 @@ def run(args):
         split = args.split or "val"
         table = evaluate_davis(args.results, args.gt, split=split, year=args.year, resolution=args.resolution)
         print(format_table(table, split))
-        paths = write_davis_csvs(table, args.results, split, decimals=args.decimals)
+        paths = write_davis_csvs(table, args.results, split, decimals=args.decimals, year=args.year)
     else:
         from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
         split = args.split or "valid"

@@ -199,8 +199,9 @@ def test_eval_davis_2016_merges_objects_and_testdev_is_not_scored(davis_set, tmp
     assert not (output / "val-shapes-00").exists()
     for png in (output / "val-shapes-01").iterdir():
         assert set(np.unique(read_png(png)[2])) <= {0, 1}
-    rows = (output / "per-sequence_results-val.csv").read_text().splitlines()[1:]
+    rows = (output / "per-sequence_results-val-2016.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == ["val-shapes-01_1"]
+    assert not (output / "per-sequence_results-val.csv").exists()   # the 2017 name stays free
     config = json.loads((output / "eval_config.json").read_text())
     assert config["memory_options"]["mem_every"] == 2 and config["malloc_tuning"] == "off (--no_malloc_tuning)"
 

@@ -297,6 +297,12 @@ def test_global_table_weights_every_object_equally_and_csvs_match_the_toolkit(tm
         "Sequence,J-Mean,F-Mean", "a_1,1.000,1.000", "b_1,0.000,0.500", "b_2,0.000,0.500"]
     printed = format_table(table, "val")
     assert "J&F-Mean" in printed and "b_2" in printed
+    # a 2016 table of the same folder gets its own names: the 2017 files are left as they are
+    merged = ScoreTable([ObjectScores("a_1", np.array([0.5]), np.array([0.5]))])
+    paths_2016 = write_davis_csvs(merged, tmp_path, "val", year=2016)
+    assert [p.name for p in paths_2016] == ["global_results-val-2016.csv", "per-sequence_results-val-2016.csv"]
+    assert sequence_csv.read_text().splitlines()[1] == "a_1,1.000,1.000"
+    assert paths_2016[1].read_text().splitlines()[1] == "a_1,0.500,0.500"
 
 
 def test_csvs_are_always_recomputed(tmp_path):
