@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Training-step throughput and peak memory, as a table.
 
-    python scripts/benchmark_train.py --stage 0 3 --batch_size 4 8 --size 384
-    python scripts/benchmark_train.py --device cpu --size 64 --batch_size 1 --iterations 3
+    python scripts/benchmark_train.py --stage 0 3 --batch_size 4 8 --size 384          # GPU-sized
+    python scripts/benchmark_train.py --stage 0 3 --batch_size 1 --size 64 --iterations 3 --warmup 1  # CPU-sized
+
+A progress bar per row shows the iterations (a paper-sized row takes minutes on a CPU).
 
 Each row runs the real training step of ``train.py`` (recipe forward, losses, backward, optimizer
 update; AMP on CUDA unless --no_amp) on synthetic clips from ``dataset.synthetic`` held on the
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,7 +50,7 @@ def peak_memory_mib(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
 
 
-def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
+def measure(model, stage, batch_size, size, iterations, warmup, device, amp, progress=True):
     recipe = get_recipe(model)
     recipe.configure_options(stage, {})   # the family's own options at the stage's values
     defaults = recipe.stage_defaults(stage)
@@ -69,14 +72,20 @@ def measure(model, stage, batch_size, size, iterations, warmup, device, amp):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    # one bar per row: on a CPU a paper-sized row takes minutes before its line is printed
+    bar = tqdm(total=warmup + iterations, desc=f"{model} stage {stage} batch {batch_size} size {size}",
+               unit="it", disable=not progress, leave=False)
     for it in range(warmup):
         training_step(recipe, step_module, batch, it, optimizer, scaler, use_amp)
+        bar.update()
     sync()
     start = time.perf_counter()
     for it in range(iterations):
         losses, _ = training_step(recipe, step_module, batch, it, optimizer, scaler, use_amp)
+        bar.update()
     sync()
     seconds = time.perf_counter() - start
+    bar.close()
     return {"model": model, "stage": stage, "batch": batch_size, "size": size, "amp": use_amp,
             "it/s": iterations / seconds, "clips/s": iterations * batch_size / seconds,
             "peak MiB": peak_memory_mib(device), "loss": float(losses["total_loss"].detach())}
@@ -104,6 +113,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no_amp", action="store_true", help="full precision on CUDA (AMP is the default)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar per row")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     rows = []
@@ -113,7 +123,7 @@ def main(argv=None):
                 if size % 16:
                     parser.error(f"--size {size} must be a multiple of 16")
                 rows.append(measure(args.model, stage, batch_size, size, args.iterations, args.warmup, device,
-                                    not args.no_amp))
+                                    not args.no_amp, progress=not args.no_progress))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\n{name}, torch {torch.__version__}, batch size per process\n{format_table(rows)}")

@@ -244,15 +244,16 @@ def test_two_process_gloo_run_of_every_stage(data_root, tmp_path):
         assert network.value_encoder.conv1.weight.shape[1] == 5
 
 
-def test_benchmark_script_reports_a_table():
+def test_benchmark_script_reports_a_table_and_progress(capsys):
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import benchmark_train
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    row = benchmark_train.measure("stcn", 0, batch_size=1, size=32, iterations=1, warmup=0,
-                                  device=torch.device("cpu"), amp=True)
+    [row] = benchmark_train.main(["--stage", "0", "--batch_size", "1", "--size", "32", "--iterations", "1",
+                                  "--warmup", "1", "--device", "cpu"])
     assert row["it/s"] > 0 and row["peak MiB"] > 0 and not row["amp"]
+    assert "stcn stage 0 batch 1 size 32: 100%" in capsys.readouterr().err   # the row's progress bar
     table = benchmark_train.format_table([row])
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header == ["model", "stage", "batch", "size", "amp", "it/s", "clips/s", "peak MiB"]
