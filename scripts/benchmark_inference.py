@@ -95,7 +95,7 @@ def main(argv=None):
             runs.append(call[0](*call[1:]) if args.in_process else run_isolated(*call))
         rows.append(max(runs, key=lambda r: r["fps"]))
         print(f"{spec}: {rows[-1]['fps']:.3f} frames/s", file=sys.stderr)
-    print(environment_line() if args.threads is None else f"{environment_line()} (requested {args.threads})")
+    print(environment_line(args.threads))
     print(table(rows))
     return rows
 

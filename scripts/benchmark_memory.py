@@ -87,40 +87,71 @@ def summary(runs, policies, lengths, header, growth_from=200):
     return "\n".join(lines) + "\n"
 
 
-def plot(runs, samples, policies, output):
+# a distinct marker and line style per policy, so no line hides under another
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def line_style(index):
+    return {"marker": MARKERS[index % len(MARKERS)], "linestyle": LINESTYLES[index % len(LINESTYLES)]}
+
+
+def memory_unit(policy):
+    """What a policy's "memory features" count: SWEM holds bases per object, the others key positions."""
+    return "bases per object" if parse_policy_spec(policy)[0] == "swem" else "key positions"
+
+
+def figures(runs, samples, policies, header):
+    """{file name: matplotlib figure} of the benchmark; every title names the video size, objects and
+    machine (``header``), and axes from which a ratio is read start at zero."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     longest = max(int(r["length"]) for r in runs)
-    for field, ylabel, name, scales in (("memory_features", "memory features", "memory_vs_frame.png",
-                                         ("linear", "log")),
+    out = {}
+    for field, ylabel, name, scales in (("memory_features", "memory size", "memory_vs_frame.png", ("linear", "log")),
                                         ("rss_mib", "resident memory (MiB)", "rss_vs_frame.png", ("linear",))):
-        # memory features: a log-scale panel beside the linear one, where bounded policies lie flat
-        fig, axes = plt.subplots(1, len(scales), figsize=(7 * len(scales), 4), squeeze=False)
+        # memory size: a log-scale panel beside the linear one, where bounded policies lie flat
+        fig, axes = plt.subplots(1, len(scales), figsize=(7 * len(scales), 4.5), squeeze=False)
         for ax, scale in zip(axes[0], scales):
-            for policy in policies:
+            for index, policy in enumerate(policies):
                 rows = [s for s in samples if s["policy"] == policy and int(s["length"]) == longest]
-                ax.plot([int(s["frame"]) for s in rows], [float(s[field]) for s in rows], label=policy)
+                label = f"{policy} ({memory_unit(policy)})" if field == "memory_features" else policy
+                ax.plot([int(s["frame"]) for s in rows], [float(s[field]) for s in rows], label=label,
+                        markevery=max(1, len(rows) // 12), **line_style(index))
             ax.set_yscale(scale)
+            if scale == "linear":
+                ax.set_ylim(bottom=0)
+            ax.set_xlim(left=0)
             ax.set_xlabel("frame index")
             ax.set_ylabel(ylabel + (" (log scale)" if scale == "log" else ""))
-            ax.set_title(f"{ylabel} over a {longest}-frame video")
-            ax.legend()
+            ax.set_title(f"{ylabel} over a {longest}-frame video\n{header}", fontsize=8)
+            ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(output, name), dpi=100)
-        plt.close(fig)
+        out[name] = fig
     for field, ylabel, name in (("fps", "frames/s", "fps_vs_length.png"),
                                 ("peak_rss_mib", "peak RSS (MiB)", "peak_rss_vs_length.png")):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for policy in policies:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for index, policy in enumerate(policies):
             rows = sorted((r for r in runs if r["policy"] == policy), key=lambda r: int(r["length"]))
-            ax.plot([int(r["length"]) for r in rows], [float(r[field]) for r in rows], marker="o", label=policy)
+            ax.plot([int(r["length"]) for r in rows], [float(r[field]) for r in rows], label=policy,
+                    **line_style(index))
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("video length (frames)")
         ax.set_ylabel(ylabel)
-        ax.legend()
+        ax.set_title(f"{ylabel} by video length\n{header}", fontsize=8)
+        ax.legend(fontsize=8)
         fig.tight_layout()
+        out[name] = fig
+    return out
+
+
+def plot(runs, samples, policies, output, header):
+    import matplotlib.pyplot as plt
+
+    for name, fig in figures(runs, samples, policies, header).items():
         fig.savefig(os.path.join(output, name), dpi=100)
         plt.close(fig)
 
@@ -176,7 +207,7 @@ def replot(args):
     text = summary(runs, policies, lengths, header, args.growth_from)
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(text)
-    plot(runs, samples, policies, args.output)
+    plot(runs, samples, policies, args.output, header)
     print(text)
     return runs, samples
 
@@ -192,7 +223,7 @@ def main(argv=None):
         parse_policy_spec(spec)   # fail on a malformed spec before anything runs
     os.makedirs(args.output, exist_ok=True)
     header = (f"{args.height}x{args.width}, {args.objects} objects, seed {args.seed}; "
-              f"{environment_line()}" + (f" (requested {args.threads})" if args.threads else ""))
+              f"{environment_line(args.threads)}")
     runs, samples = [], []
     # length-major: the policies' runs of one length follow each other, so a change in the machine's
     # load during a long benchmark skews their comparison less
@@ -212,7 +243,7 @@ def main(argv=None):
     text = summary(runs, args.policies, args.lengths, header, args.growth_from)
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(text)
-    plot(runs, samples, args.policies, args.output)
+    plot(runs, samples, args.policies, args.output, header)
     print(text)
     return runs, samples
 

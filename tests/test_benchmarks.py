@@ -96,6 +96,30 @@ def test_memory_benchmark_writes_tables_and_plots(tmp_path, capsys):
     assert (out / "summary.md").read_text() == text and (out / "memory_vs_frame.png").exists()
 
 
+def test_memory_plots_read_on_their_own(tmp_path):
+    bench = load_script("benchmark_memory")
+    policies = ["every5", "lfu", "swem:work_size=none"]
+    runs = [{"policy": p, "length": n, "fps": 5.0 - i, "peak_rss_mib": 900 + 10 * i}
+            for i, p in enumerate(policies) for n in (10, 20)]
+    samples = [{"policy": p, "length": 20, "frame": t, "memory_features": 12 * (t + 1) if p == "every5" else 24,
+                "rss_mib": 900 + t} for p in policies for t in range(20)]
+    figs = bench.figures(runs, samples, policies, "96x160, 2 objects, seed 0; Test CPU, 2 CPUs")
+    try:
+        for name, fig in figs.items():
+            for ax in fig.axes:
+                assert "96x160, 2 objects" in ax.get_title() and "Test CPU" in ax.get_title(), name
+                if ax.get_yscale() == "linear":
+                    assert ax.get_ylim()[0] == 0, name          # ratios are read from these axes
+                styles = [(line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
+                assert len(set(styles)) == len(styles) == 3, name   # no line hides under another
+        legend = [t.get_text() for t in figs["memory_vs_frame.png"].axes[0].get_legend().get_texts()]
+        assert legend == ["every5 (key positions)", "lfu (key positions)", "swem:work_size=none (bases per object)"]
+    finally:
+        import matplotlib.pyplot as plt
+        for fig in figs.values():
+            plt.close(fig)
+
+
 def test_memory_benchmark_rejects_bad_arguments():
     bench = load_script("benchmark_memory")
     with pytest.raises(SystemExit):

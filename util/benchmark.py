@@ -170,11 +170,27 @@ def set_threads(threads):
     return torch.get_num_threads()
 
 
-def environment_line():
+def cpu_name():
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
+def environment_line(threads=None):
+    """Machine and torch settings of a benchmark; ``threads``: what the measured runs use (default:
+    this process's torch threads)."""
     import torch
 
-    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2 ** 30:.0f} GiB RAM")
+    threads = torch.get_num_threads() if threads is None else threads
+    return (f"{cpu_name()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2 ** 30:.0f} GiB RAM; "
+            f"torch {torch.__version__}, {threads} threads")
 
 
 def build_network_for(policy, seed=0):
