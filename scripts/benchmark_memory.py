@@ -28,9 +28,11 @@ RUN_FIELDS = ["policy", "length", "height", "width", "objects", "seconds", "fps"
 SAMPLE_FIELDS = ["policy", "length", "frame", "memory_features", "memory_frames", "rss_mib"]
 
 
-def measure(spec, length, height, width, objects, seed=0, threads=None, sample_every=10):
-    """One policy on one video, in the calling process; returns (run row, sample rows)."""
+def measure(spec, length, height, width, objects, seed=0, threads=None, sample_every=10, progress=False):
+    """One policy on one video, in the calling process; returns (run row, sample rows). ``progress``:
+    a per-frame progress bar on stderr (a 3000-frame run takes many minutes on a CPU)."""
     import torch
+    from tqdm import tqdm
 
     from dataset.synthetic import SyntheticVideo
     from inference import InferenceCore
@@ -43,7 +45,8 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, sample_e
     core = InferenceCore(network, memory=name, **options)
     seconds, samples = 0.0, []
     with torch.inference_mode():
-        for t in range(length):
+        for t in tqdm(range(length), desc=f"{spec}, {length} frames", unit="frame", disable=not progress,
+                      leave=False):
             rgb = video.frame(t)[0]
             start = time.perf_counter()
             probs = core.step(t, rgb, mask=first_mask if t == 0 else None, is_last=t == length - 1)
@@ -180,6 +183,7 @@ def parse_args(argv=None):
     parser.add_argument("--growth_from", type=int, default=200,
                         help="summary: peak-RSS change from this length to the longest (default 200)")
     parser.add_argument("--output", default="benchmarks/results/memory", help="output folder")
+    parser.add_argument("--no_progress", action="store_true", help="no per-frame progress bar")
     parser.add_argument("--replot", action="store_true",
                         help="measure nothing: redraw the plots and summary from the CSVs in --output")
     parser.add_argument("--in-process", action="store_true",
@@ -230,7 +234,7 @@ def main(argv=None):
     for length in sorted(args.lengths):
         for spec in args.policies:
             call = (measure, spec, length, args.height, args.width, args.objects, args.seed, args.threads,
-                    args.sample_every)
+                    args.sample_every, not args.no_progress)
             run, run_samples = call[0](*call[1:]) if args.in_process else run_isolated(*call)
             runs.append(run)
             samples.extend(run_samples)

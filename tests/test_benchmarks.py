@@ -90,7 +90,9 @@ def test_memory_benchmark_writes_tables_and_plots(tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "summary.md").read_text()
     assert "| lfu:capacity=1,mem_every=2 | 7 |" in text and "Peak RSS change from 3 to 7 frames" in text
-    assert text in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert text in captured.out
+    assert "lfu:capacity=1,mem_every=2, 7 frames: 100%" in captured.err   # per-frame progress of a run
     (out / "memory_vs_frame.png").unlink()
     bench.main(["--replot", "--output", str(out), "--growth_from", "3"])   # from the CSVs alone
     assert (out / "summary.md").read_text() == text and (out / "memory_vs_frame.png").exists()
