@@ -126,17 +126,22 @@ def install(source, root, drive_url=DRIVE_URL, cache=None, keep_archives=False, 
     cache = Path(cache) if cache is not None else root / ".download_cache"
     staging = staging_folder(target)
     staging.mkdir(parents=True, exist_ok=True)
-    for archive in source.archives:
-        done = staging / f".unpacked-{archive.file_name}"
-        if done.exists():
-            continue
-        path = cache / archive.file_name
-        if not path.exists():
-            fetch(drive_file_url(archive.drive_id, drive_url), path, progress=progress)
-        extract(path, staging, progress=progress)
-        done.touch()
-        if not keep_archives:
-            path.unlink()
+    try:
+        for archive in source.archives:
+            done = staging / f".unpacked-{archive.file_name}"
+            if done.exists():
+                continue
+            path = cache / archive.file_name
+            if not path.exists():
+                fetch(drive_file_url(archive.drive_id, drive_url), path, progress=progress)
+            extract(path, staging, progress=progress)
+            done.touch()
+            if not keep_archives:
+                path.unlink()
+    finally:   # a failure before anything arrived leaves no empty folders behind
+        for folder in (staging, cache):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     content = content_folder(staging, source.content)
     if source.finish is not None:
         source.finish(content)
@@ -144,8 +149,6 @@ def install(source, root, drive_url=DRIVE_URL, cache=None, keep_archives=False, 
         marker.unlink()
     replace_folder(content, target)
     remove_tree(staging)
-    if cache.is_dir() and not any(cache.iterdir()):
-        cache.rmdir()
     return "installed"
 
 

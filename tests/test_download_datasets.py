@@ -220,3 +220,14 @@ def test_bl30k_asks_before_it_downloads(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="^error: --bl30k asks for confirmation; pass --yes"):
         download_datasets.main(["--root", str(tmp_path), "--only", "bl30k"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_install_stops_in_one_line_and_leaves_no_staging(tmp_path):
+    import socket
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/uc"
+    with pytest.raises(SystemExit, match="^error: davis2017: cannot reach 127.0.0.1:[0-9]+ .*no internet") as stop:
+        download_datasets.main(["--root", str(tmp_path), "--only", "davis2017", "--drive_url", url, "--no_progress"])
+    assert "\n" not in str(stop.value.code)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() or p.name.startswith(".")]
