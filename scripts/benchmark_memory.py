@@ -73,20 +73,26 @@ def growth(runs, policy, low, high):
     return None
 
 
+def longest_run(runs, policy):
+    return max(int(r["length"]) for r in runs if r["policy"] == policy)
+
+
 def summary(runs, policies, lengths, header, growth_from=200):
     lines = ["# Memory benchmark", "", header, "",
-             "| policy | frames | frames/s | peak RSS (MiB) | memory features (end) | memory frames (end) |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| policy | frames | frames/s | peak RSS (MiB) | memory size (end) | unit | memory frames (end) |",
+             "|---|---:|---:|---:|---:|---|---:|"]
     for r in runs:
         lines.append(f"| {r['policy']} | {r['length']} | {float(r['fps']):.2f} | {float(r['peak_rss_mib']):.0f} | "
-                     f"{r['final_memory_features']} | {r['final_memory_frames']} |")
+                     f"{r['final_memory_features']} | {memory_unit(r['policy'])} | {r['final_memory_frames']} |")
     low, high = (growth_from if growth_from in lengths else min(lengths)), max(lengths)
     if low < high:
         lines += ["", f"Peak RSS change from {low} to {high} frames:", "",
                   "| policy | change |", "|---|---:|"]
         for policy in policies:
-            g = growth(runs, policy, low, high)
-            lines.append(f"| {policy} | {'n/a' if g is None else f'{100 * g:+.1f}%'} |")
+            g, to = growth(runs, policy, low, high), ""
+            if g is None and longest_run(runs, policy) > low:   # a policy measured up to a shorter length
+                g, to = growth(runs, policy, low, longest_run(runs, policy)), f" (to {longest_run(runs, policy)})"
+            lines.append(f"| {policy} | {'n/a' if g is None else f'{100 * g:+.1f}%'}{to} |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +117,9 @@ def figures(runs, samples, policies, header):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    longest = max(int(r["length"]) for r in runs)
+    longest = {policy: longest_run(runs, policy) for policy in policies}
+    video = (f"a {max(longest.values())}-frame video" if len(set(longest.values())) == 1
+             else "each policy's longest video")
     out = {}
     for field, ylabel, name, scales in (("memory_features", "memory size", "memory_vs_frame.png", ("linear", "log")),
                                         ("rss_mib", "resident memory (MiB)", "rss_vs_frame.png", ("linear",))):
@@ -119,8 +127,10 @@ def figures(runs, samples, policies, header):
         fig, axes = plt.subplots(1, len(scales), figsize=(7 * len(scales), 4.5), squeeze=False)
         for ax, scale in zip(axes[0], scales):
             for index, policy in enumerate(policies):
-                rows = [s for s in samples if s["policy"] == policy and int(s["length"]) == longest]
-                label = f"{policy} ({memory_unit(policy)})" if field == "memory_features" else policy
+                rows = [s for s in samples if s["policy"] == policy and int(s["length"]) == longest[policy]]
+                unit = [memory_unit(policy)] if field == "memory_features" else []
+                frames = [f"{longest[policy]} frames"] if len(set(longest.values())) > 1 else []
+                label = policy + (f" ({', '.join(unit + frames)})" if unit + frames else "")
                 ax.plot([int(s["frame"]) for s in rows], [float(s[field]) for s in rows], label=label,
                         markevery=max(1, len(rows) // 12), **line_style(index))
             ax.set_yscale(scale)
@@ -129,7 +139,7 @@ def figures(runs, samples, policies, header):
             ax.set_xlim(left=0)
             ax.set_xlabel("frame index")
             ax.set_ylabel(ylabel + (" (log scale)" if scale == "log" else ""))
-            ax.set_title(f"{ylabel} over a {longest}-frame video\n{header}", fontsize=8)
+            ax.set_title(f"{ylabel} over {video}\n{header}", fontsize=8)
             ax.legend(fontsize=8)
         fig.tight_layout()
         out[name] = fig

@@ -101,10 +101,12 @@ def test_memory_benchmark_writes_tables_and_plots(tmp_path, capsys):
 def test_memory_plots_read_on_their_own(tmp_path):
     bench = load_script("benchmark_memory")
     policies = ["every5", "lfu", "swem:work_size=none"]
-    runs = [{"policy": p, "length": n, "fps": 5.0 - i, "peak_rss_mib": 900 + 10 * i}
-            for i, p in enumerate(policies) for n in (10, 20)]
-    samples = [{"policy": p, "length": 20, "frame": t, "memory_features": 12 * (t + 1) if p == "every5" else 24,
-                "rss_mib": 900 + t} for p in policies for t in range(20)]
+    # swem measured up to a shorter length than the others: its longest run is still drawn
+    runs = [{"policy": p, "length": n, "fps": 5.0 - i, "peak_rss_mib": 900 + 10 * i, "final_memory_features": 24,
+             "final_memory_frames": 2}
+            for i, p in enumerate(policies) for n in ((10, 20) if p != "swem:work_size=none" else (10,))]
+    samples = [{"policy": p, "length": n, "frame": t, "memory_features": 12 * (t + 1) if p == "every5" else 24,
+                "rss_mib": 900 + t} for p, n in zip(policies, (20, 20, 10)) for t in range(n)]
     figs = bench.figures(runs, samples, policies, "96x160, 2 objects, seed 0; Test CPU, 2 CPUs")
     try:
         for name, fig in figs.items():
@@ -115,7 +117,12 @@ def test_memory_plots_read_on_their_own(tmp_path):
                 styles = [(line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
                 assert len(set(styles)) == len(styles) == 3, name   # no line hides under another
         legend = [t.get_text() for t in figs["memory_vs_frame.png"].axes[0].get_legend().get_texts()]
-        assert legend == ["every5 (key positions)", "lfu (key positions)", "swem:work_size=none (bases per object)"]
+        assert legend == ["every5 (key positions, 20 frames)", "lfu (key positions, 20 frames)",
+                          "swem:work_size=none (bases per object, 10 frames)"]
+        assert "over each policy's longest video" in figs["memory_vs_frame.png"].axes[0].get_title()
+        text = bench.summary(runs, policies, [10, 20], "header", growth_from=10)
+        assert "| swem:work_size=none | 10 | 3.00 | 920 | 24 | bases per object | 2 |" in text
+        assert "| every5 | +0.0% |" in text and "| swem:work_size=none | n/a |" in text
     finally:
         import matplotlib.pyplot as plt
         for fig in figs.values():
