@@ -117,6 +117,8 @@ def figures(runs, samples, policies, header):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import textwrap
+    header = textwrap.fill(header, 95)   # a title line that fits the panel
     longest = {policy: longest_run(runs, policy) for policy in policies}
     video = (f"a {max(longest.values())}-frame video" if len(set(longest.values())) == 1
              else "each policy's longest video")
