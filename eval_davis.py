@@ -78,7 +78,8 @@ def run(args):
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(
         network, video, frames, first_mask(video, args.year), args.output, options, args))
-
+    if not runner.is_main_process():
+        return   # under torchrun rank 0 scores, once every rank has written its videos
     if all(reader.has_ground_truth(v) for v in videos):
         table = evaluate_davis(args.output, args.davis_path, split=args.split, year=args.year)
         print(format_table(table, args.split))

@@ -118,6 +118,8 @@ def run(args):
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, args.output,
                                                                             options, args))
+    if not runner.is_main_process():
+        return   # under torchrun rank 0 draws the overlays, once every rank has written its videos
     if args.overlay:
         write_overlays(videos, args)
 

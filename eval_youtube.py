@@ -100,6 +100,8 @@ def run(args):
     network = runner.start_run(args, config, device)
     runner.segment_videos(videos, device, lambda video, frames: segment_one(network, reader, video, frames,
                                                                             args.output, options, args))
+    if not runner.is_main_process():
+        return   # under torchrun rank 0 zips and scores, once every rank has written its videos
     print(f"Wrote {write_submission_zip(args.output, args.split, [v.name for v in videos])}")
 
     if (Path(args.yv_path) / f"{args.split}_gt").is_dir():

@@ -1,7 +1,9 @@
 """What eval_davis.py and eval_youtube.py share: flags, network/policy set-up, mask writing, timing.
 
 Each video's outputs are written into a temporary folder that is renamed into place only when the
-video is complete; a failing video stops the run with ``VideoFailed`` naming it.
+video is complete; a failing video stops the run with ``VideoFailed`` naming it. Under ``torchrun``
+the videos are split over the processes (``evaluation.distributed``): scripts score and write tables
+only where ``is_main_process()``.
 
 Memory options, later ones winning: the policy's own defaults; its preset for the benchmark (a
 policy class may define ``PRESETS = {"davis": {...}, "youtube": {...}}``, e.g. RDE's top-k and
@@ -14,6 +16,7 @@ import inspect
 import json
 import platform
 import re
+import signal
 import sys
 import time
 import traceback
@@ -23,6 +26,9 @@ import numpy as np
 
 from util import cpu_allocator
 from util.palette import atomic_file, write_label_png
+
+from . import distributed
+from .distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
 
 CONFIG_NAME = "eval_config.json"
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
@@ -129,8 +135,8 @@ def resolved_policy_options(args, options):
 
 
 def resolve_device(device, amp=False, precision="float32"):
-    """The torch device to run on (default: cuda when available); --amp needs CUDA, --precision
-    bfloat16 the CPU, and the two exclude each other."""
+    """The torch device to run on (default: cuda when available; under torchrun the GPU of the
+    process's LOCAL_RANK); --amp needs CUDA, --precision bfloat16 the CPU, and the two exclude each other."""
     import torch
     from inference.precision import check_precision
     resolved = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -138,7 +144,7 @@ def resolve_device(device, amp=False, precision="float32"):
         check_precision(precision, resolved, amp, names=FLAG_NAMES)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return resolved
+    return distributed.rank_device(resolved)
 
 
 def network_device(network):
@@ -169,31 +175,49 @@ def tune_allocator(args):
 
 
 def start_run(args, config, device):
-    """Tune the allocator, print and save the run's configuration, and load the network."""
-    config = {**config, "malloc_tuning": tune_allocator(args)}
-    print_config(config)
+    """Tune the allocator, print and save the run's configuration (rank 0), and load the network.
+    Under torchrun the other ranks start writing only once rank 0 has prepared the output folder."""
+    import torch
+    context = distributed.current()
+    config = {**config, "malloc_tuning": tune_allocator(args), "processes": context.world_size}
+    if device.type == "cuda":
+        # every frame of a video has one size: cuDNN's autotuner picks the fastest kernels once per shape
+        torch.backends.cudnn.benchmark = True
+        config["cudnn_benchmark"] = True
+    if context.is_main:
+        print_config(config)
     network = load_model(args.model, device)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    write_config(args.output, config)
+    if context.is_main:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        write_config(args.output, config)
+    distributed.barrier(context)
     return network
 
 
 def segment_videos(videos, device, segment_one):
-    """``segment_one(video, frames)`` for every video, where ``frames`` streams the video's frames and
-    advances a per-frame progress bar (long videos show progress, not only finished videos); then the
-    line with total frames, time and FPS. A failing video stops the run as ``VideoFailed`` naming it."""
+    """``segment_one(video, frames)`` for every video of this process's share (all of them without
+    torchrun), where ``frames`` streams the video's frames and advances a per-frame progress bar (long
+    videos show progress, not only finished videos); then, on rank 0 once every rank is done, the line
+    with total frames, time and FPS (aggregate over the ranks). A failing video stops the run as
+    ``VideoFailed`` naming it (and its rank under torchrun)."""
     from tqdm import tqdm
+    context = distributed.current()
+    share = distributed.my_share(videos, context)
     timer = Timer(device)
-    with tqdm(total=sum(len(video) for video in videos) or None, desc="frames", unit="frame") as bar:
-        for index, video in enumerate(videos):
-            bar.set_postfix_str(f"video {index + 1}/{len(videos)} {video.name}", refresh=False)
+    label = f"frames (rank {context.rank})" if context.distributed else "frames"
+    with tqdm(total=sum(len(video) for video in share) or None, desc=label, unit="frame",
+              position=context.rank) as bar:
+        for index, video in enumerate(share):
+            bar.set_postfix_str(f"video {index + 1}/{len(share)} {video.name}", refresh=False)
             frames = FrameProgress(video.frames(), bar)
             try:
                 timer.run(lambda: segment_one(video, frames))
             except Exception as error:
-                raise VideoFailed(video.name, error) from error
+                raise VideoFailed(video.name + distributed.describe_rank(context), error) from error
             timer.frames += frames.count
-    print(timer.summary())
+    timers = distributed.gather(timer.totals(), context)
+    if context.is_main:
+        print(summary_line(timers, context.world_size))
 
 
 class FrameProgress:
@@ -267,13 +291,29 @@ class Timer:
         self.videos += 1
         return result
 
-    def summary(self):
-        fps = self.frames / self.seconds if self.seconds > 0 else float("nan")
-        line = f"Processed {self.frames} frames of {self.videos} videos in {self.seconds:.1f} s: {fps:.2f} FPS"
+    def totals(self):
+        peak = None
         if self.device.type == "cuda":
             import torch
-            line += f", peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2 ** 20:.0f} MiB"
-        return line
+            peak = torch.cuda.max_memory_allocated(self.device)
+        return {"frames": self.frames, "videos": self.videos, "seconds": self.seconds, "peak_bytes": peak}
+
+
+def summary_line(totals, processes=1):
+    """The end-of-run line from every process's ``Timer.totals()``: frames/s is the aggregate, all
+    frames over the slowest process's time (processes run side by side)."""
+    frames = sum(t["frames"] for t in totals)
+    videos = sum(t["videos"] for t in totals)
+    seconds = max(t["seconds"] for t in totals)
+    fps = frames / seconds if seconds > 0 else float("nan")
+    where = f" on {processes} processes" if processes > 1 else ""
+    line = f"Processed {frames} frames of {videos} videos{where} in {seconds:.1f} s: {fps:.2f} FPS"
+    if processes > 1:
+        line += " (aggregate)"
+    peaks = [t["peak_bytes"] for t in totals if t["peak_bytes"] is not None]
+    if peaks:
+        line += f", peak GPU memory {max(peaks) / 2 ** 20:.0f} MiB" + (" per process" if processes > 1 else "")
+    return line
 
 
 def report_failure(error):
@@ -290,8 +330,12 @@ def run_script(build_parser, run, argv=None):
     from evaluation.davis import EvaluationError
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        with distributed.session(args.device):
+            run(args)
     except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, VideoFailed,
             ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
         sys.exit(report_failure(error))
+    except distributed.Terminated as stop:  # the failing rank has said why
+        print(stop, file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     return 0

@@ -1,8 +1,10 @@
 """Process-group setup for ``torchrun`` (and plain single-process runs).
 
 torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; they are read here, inside ``main()``, never at
-import time. GPUs use NCCL (one device per local rank), CPUs use gloo. A plain ``python train.py``
-is a world of one process and creates no process group.
+import time. Every process torchrun starts joins a process group, also when it starts only one
+(``--nproc_per_node=1`` then runs DDP and the collectives, e.g. on one GPU); GPUs use NCCL (one
+device per local rank), CPUs use gloo. A plain ``python train.py`` (no WORLD_SIZE in the
+environment) is a world of one process and creates no process group.
 """
 import datetime
 import os
@@ -20,14 +22,11 @@ class DistributedContext:
     local_rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    distributed: bool = False     # a process group exists (launched by torchrun)
 
     @property
     def is_main(self):
         return self.rank == 0
-
-    @property
-    def distributed(self):
-        return self.world_size > 1
 
 
 def init_distributed(device=None, timeout_minutes=30):
@@ -45,10 +44,11 @@ def init_distributed(device=None, timeout_minutes=30):
         dev = torch.device("cuda", local_rank)
     else:
         dev = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
+    launched = "WORLD_SIZE" in os.environ
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(minutes=timeout_minutes))
-    return DistributedContext(rank, local_rank, world_size, dev)
+    return DistributedContext(rank, local_rank, world_size, dev, distributed=launched)
 
 
 def shutdown_distributed():
@@ -67,4 +67,4 @@ def all_reduce_mean(values, context):
 
 def barrier(context):
     if context.distributed:
-        dist.barrier()
+        dist.barrier(device_ids=[context.local_rank] if context.device.type == "cuda" else None)

@@ -84,7 +84,9 @@ class TrainLogger:
         """Average the interval over all processes, write it, and show it on the bar."""
         means = self.averager.means()
         names = sorted(means)
-        reduced = all_reduce_mean(torch.tensor([means[n] for n in names], dtype=torch.float64), self.context)
+        # on the process's device: NCCL reduces CUDA tensors only
+        values = torch.tensor([means[n] for n in names], dtype=torch.float64, device=self.context.device)
+        reduced = all_reduce_mean(values, self.context)
         means = dict(zip(names, reduced.tolist()))
         now = time.perf_counter()
         its = (iteration - self._last_iteration) / max(now - self._last_time, 1e-9)
