@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .precision import at_least_float32, full_precision
+
 ASPP_DILATIONS = (2, 4, 6)   # the three atrous branches beside the 1x1x1 one
 
 
@@ -34,10 +36,17 @@ class NonLocalBlock(nn.Module):
         theta = self.theta(x).flatten(2)                 # B, C/2, n
         phi = self.phi(x).flatten(2)                     # B, C/2, N
         g = self.g(x).flatten(2)                         # B, C/2, N
-        # theta^T (phi g^T) equals (theta^T phi) g but never builds the n x N matrix
-        context = phi @ g.transpose(1, 2) / phi.shape[-1]          # B, C/2, C/2
-        y = (theta.transpose(1, 2) @ context).transpose(1, 2)       # B, C/2, n
+        y = _non_local_sum(theta, phi, g).to(theta.dtype)          # B, C/2, n
         return self.W(y.reshape(b, -1, *x.shape[2:])) + x
+
+
+@full_precision
+def _non_local_sum(theta, phi, g):
+    """theta^T (phi g^T) / N, which equals (theta^T phi) g / N but never builds the n x N matrix.
+    At least float32: under fp16 autocast the sum over N positions can exceed 65504."""
+    theta, phi, g = at_least_float32(theta), at_least_float32(phi), at_least_float32(g)
+    context = phi @ g.transpose(1, 2) / phi.shape[-1]          # B, C/2, C/2
+    return (theta.transpose(1, 2) @ context).transpose(1, 2)
 
 
 class ASPPBranch(nn.Module):

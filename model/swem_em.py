@@ -12,13 +12,13 @@ for confidently classified pixels (P ~ 1). Here 1 - P_s is computed as the other
 kernel sums, the same number without the cancellation. Everything else follows the published order
 of operations.
 """
-import functools
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .memory_readout import readout_dense, softmax_over_memory
+from .precision import full_precision
 
 TAU = 0.05          # SWEM.md §1: temperature of the E-step, the adaptive weights and the matching
 EM_ITERS = 4        # R: E/M passes per memorised frame (3 adaptive-weight updates in between)
@@ -47,15 +47,6 @@ class Bases(NamedTuple):
 
     def objects(self, start, stop=None):
         return Bases(*(x[:, start:stop] for x in self))
-
-
-def _full_precision(fn):
-    """Run ``fn`` outside autocast: EM and matching stay in the bases' dtype under AMP as well."""
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
-            return fn(*args, **kwargs)
-    return wrapped
 
 
 def l2_normalize(u, dim):
@@ -116,7 +107,7 @@ def adaptive_weights(unit_keys, kappa, m, tau=TAU, weighting="adaptive"):
     return w
 
 
-@_full_precision
+@full_precision   # EM and matching stay in the bases' dtype under AMP as well
 def weighted_em(keys, values, weights, prior, iters=EM_ITERS, tau=TAU, weighting="adaptive"):
     """Refine ``prior`` bases with one frame (SWEM.md §2.6); returns the new Bases.
 
@@ -149,7 +140,7 @@ def weighted_em(keys, values, weights, prior, iters=EM_ITERS, tau=TAU, weighting
     return Bases(kappa, nu, zeta)
 
 
-@_full_precision
+@full_precision   # EM and matching stay in the bases' dtype under AMP as well
 def match_bases(query_key, bases, tau=TAU, top_l=TOP_L):
     """Read-out of every object's bases for a query frame (SWEM.md §2.8).
 

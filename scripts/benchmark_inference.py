@@ -24,30 +24,46 @@ from util.benchmark import (TimedIterator, build_network_for, environment_line, 
                             parse_policy_spec, peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
 
-def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0, malloc_tuning=True):
-    """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements."""
+def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0, malloc_tuning=True,
+            device="cpu", amp=False, network=None, clip=None):
+    """Segment one synthetic clip with the policy ``spec``; returns a dict of measurements.
+
+    ``network``: an already built network for the policy (default: a seeded random one on ``device``);
+    ``clip``: (list of frames, first-frame label map) to segment instead of rendering a synthetic clip.
+    On CUDA the timing is bracketed by ``torch.cuda.synchronize()`` and ``peak_gpu_mib`` is
+    ``torch.cuda.max_memory_allocated`` during the timed clip; ``amp``: fp16 autocast (CUDA only)."""
     import torch
 
     from inference import segment_video
     set_threads(threads)
     tuned = cpu_allocator.retain_freed_memory()[0] if malloc_tuning else False
     name, options = parse_policy_spec(spec)
-    network = build_network_for(name, seed)
+    device = torch.device(device)
+    network = network if network is not None else build_network_for(name, seed).to(device)
+    cuda = device.type == "cuda"
     if warmup:
-        frames, mask = synthetic_clip(warmup, height, width, objects, seed=seed + 1)
-        for _ in segment_video(network, frames, mask, memory=name, **options):
+        frames, mask = (clip[0][:warmup], clip[1]) if clip else synthetic_clip(warmup, height, width, objects,
+                                                                                seed=seed + 1)
+        for _ in segment_video(network, frames, mask, memory=name, device=device, amp=amp, **options):
             pass
-    frames, mask = synthetic_clip(length, height, width, objects, seed=seed)
+    frames, mask = (clip[0][:length], clip[1]) if clip else synthetic_clip(length, height, width, objects, seed=seed)
     timed = TimedIterator(frames)
     count = 0
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start, cpu = time.perf_counter(), time.process_time()
-    for probs in segment_video(network, timed, mask, memory=name, **options):
+    for probs in segment_video(network, timed, mask, memory=name, device=device, amp=amp, **options):
         count += probs is not None
+    if cuda:
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start - timed.seconds
     cpu_seconds = time.process_time() - cpu - timed.cpu_seconds
     return {"policy": spec, "frames": count, "height": height, "width": width, "objects": objects,
             "seconds": seconds, "fps": count / seconds, "cpu_seconds": cpu_seconds,
-            "threads": torch.get_num_threads(), "malloc_tuning": tuned, "peak_rss_mib": mib(peak_rss_bytes())}
+            "threads": torch.get_num_threads(), "malloc_tuning": tuned, "peak_rss_mib": mib(peak_rss_bytes()),
+            "device": str(device), "amp": amp,
+            "peak_gpu_mib": mib(torch.cuda.max_memory_allocated(device)) if cuda else None}
 
 
 def table(rows):

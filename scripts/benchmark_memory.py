@@ -28,9 +28,13 @@ RUN_FIELDS = ["policy", "length", "height", "width", "objects", "seconds", "fps"
 SAMPLE_FIELDS = ["policy", "length", "frame", "memory_features", "memory_frames", "rss_mib"]
 
 
-def measure(spec, length, height, width, objects, seed=0, threads=None, sample_every=10, progress=False):
+def measure(spec, length, height, width, objects, seed=0, threads=None, sample_every=10, progress=False,
+            device="cpu", amp=False, network=None, video=None):
     """One policy on one video, in the calling process; returns (run row, sample rows). ``progress``:
-    a per-frame progress bar on stderr (a 3000-frame run takes many minutes on a CPU)."""
+    a per-frame progress bar on stderr (a 3000-frame run takes many minutes on a CPU). On CUDA the
+    samples also hold ``gpu_mib`` (``torch.cuda.memory_allocated``) and the run ``peak_gpu_mib``;
+    ``network``: an already built one for the policy (default: seeded random weights on ``device``);
+    ``video``: any object with ``frame(t) -> (rgb, labels)`` and ``labels(0)`` instead of a SyntheticVideo."""
     import torch
     from tqdm import tqdm
 
@@ -39,10 +43,14 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, sample_e
 
     set_threads(threads)
     name, options = parse_policy_spec(spec)
-    network = build_network_for(name, seed)
-    video = SyntheticVideo(seed=seed, height=height, width=width, num_objects=objects, length=length)
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    network = network if network is not None else build_network_for(name, seed).to(device)
+    video = video or SyntheticVideo(seed=seed, height=height, width=width, num_objects=objects, length=length)
     first_mask = video.labels(0)
-    core = InferenceCore(network, memory=name, **options)
+    core = InferenceCore(network, memory=name, device=device, amp=amp, **options)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     seconds, samples = 0.0, []
     with torch.inference_mode():
         for t in tqdm(range(length), desc=f"{spec}, {length} frames", unit="frame", disable=not progress,
@@ -50,18 +58,20 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, sample_e
             rgb = video.frame(t)[0]
             start = time.perf_counter()
             probs = core.step(t, rgb, mask=first_mask if t == 0 else None, is_last=t == length - 1)
-            probs.cpu().numpy()
+            probs.cpu().numpy()   # waits for the device too
             seconds += time.perf_counter() - start
             if t % sample_every == 0 or t == length - 1:
                 stats = core.stats()
                 samples.append({"policy": spec, "length": length, "frame": t,
                                 "memory_features": stats["memory_features"],
-                                "memory_frames": stats["memory_frames"], "rss_mib": mib(current_rss_bytes())})
+                                "memory_frames": stats["memory_frames"], "rss_mib": mib(current_rss_bytes()),
+                                "gpu_mib": mib(torch.cuda.memory_allocated(device)) if cuda else None})
     run = {"policy": spec, "length": length, "height": height, "width": width, "objects": objects,
            "seconds": seconds, "fps": length / seconds, "peak_rss_mib": mib(peak_rss_bytes()),
            "final_memory_features": samples[-1]["memory_features"],
            "max_memory_features": max(s["memory_features"] for s in samples),
-           "final_memory_frames": samples[-1]["memory_frames"]}
+           "final_memory_frames": samples[-1]["memory_frames"],
+           "peak_gpu_mib": mib(torch.cuda.max_memory_allocated(device)) if cuda else None}
     return run, samples
 
 
@@ -173,7 +183,7 @@ def plot(runs, samples, policies, output, header):
 
 def write_csv(path, fields, rows):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")   # GPU columns: gpu_check.py
         writer.writeheader()
         writer.writerows(rows)
 

@@ -19,14 +19,11 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "tests"))
 
 import model.swem_em as swem_em  # noqa: E402
-from conftest import load_golden, synthetic_state_dict  # noqa: E402
+from evaluation.golden import load_golden, swem_state_dict  # noqa: E402
 from inference import InferenceCore  # noqa: E402
 from model import load_network  # noqa: E402
-
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 
 def published_adaptive_weights(unit_keys, kappa, m, tau=swem_em.TAU, weighting="adaptive"):
@@ -38,11 +35,7 @@ def published_adaptive_weights(unit_keys, kappa, m, tau=swem_em.TAU, weighting="
 
 
 def run(g, dtype, memory_dtype):
-    sd = synthetic_state_dict("swem", int(g["seed"]))
-    for encoder in ("key_encoder", "value_encoder"):
-        for name, values in IMAGENET.items():
-            sd[f"{encoder}.{name}"] = torch.tensor(values).view(1, 3, 1, 1)
-    net = load_network(sd).to(dtype)
+    net = load_network(swem_state_dict(int(g["seed"]))).to(dtype)
     core = InferenceCore(net, memory="swem", work_size=tuple(int(v) for v in g["work_hw"]),
                          init_bases=g["kappa_init"], n_bases=int(g["n_bases"]),
                          em_iters=int(g["em_iters"]), tau=float(g["tau"]), memory_dtype=memory_dtype)
@@ -50,7 +43,7 @@ def run(g, dtype, memory_dtype):
     with torch.inference_mode():
         for t, frame in enumerate(g["frames"]):
             out.append(core.step(t, frame, mask=g["first_mask"] if t == 0 else None,
-                                 is_last=t == len(g["frames"]) - 1).numpy())
+                                 is_last=t == len(g["frames"]) - 1).cpu().numpy())
     return np.stack(out, axis=1)
 
 

@@ -1,9 +1,7 @@
 """Shared test fixtures: where the golden reference data lives, and synthetic weights."""
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,43 +13,27 @@ GOLDEN = REFERENCE / "golden"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from evaluation import golden  # noqa: E402  (needs the repository on sys.path)
+
 torch.set_num_threads(2)
-
-
-def _synthetic_weights_module():
-    if str(REFERENCE) not in sys.path:
-        sys.path.insert(0, str(REFERENCE))
-    import synthetic_weights
-    return synthetic_weights
 
 
 def load_shapes(name):
     """Shapes json from ../shared/reference (e.g. 'stcn', 'rde', 'swem')."""
-    with open(REFERENCE / f"{name}_state_dict_shapes.json") as f:
-        return json.load(f)
+    return golden.load_shapes(name, REFERENCE)
 
 
 def synthetic_state_dict(name="stcn", seed=0, overrides=None, extra_gains=None):
     """Deterministic released-format weights, exactly as the golden files were made."""
-    sw = _synthetic_weights_module()
-    shapes = load_shapes(name)
-    if overrides:
-        shapes = {**shapes, **overrides}
-    saved = dict(sw.GAINS)
-    try:
-        if extra_gains:
-            sw.GAINS.update(extra_gains)
-        return sw.make_state_dict(shapes, seed)
-    finally:
-        sw.GAINS.clear()
-        sw.GAINS.update(saved)
+    return golden.synthetic_state_dict(name, seed, overrides=overrides, extra_gains=extra_gains,
+                                       reference=REFERENCE)
 
 
 def load_golden(name):
-    path = GOLDEN / f"{name}.npz"
-    if not path.exists():
-        pytest.skip(f"golden file {path} not found (tests read ../shared/reference in place)")
-    return dict(np.load(path))
+    try:
+        return golden.load_golden(name, REFERENCE)
+    except golden.GoldenMissing as missing:
+        pytest.skip(f"{missing} (tests read ../shared/reference in place)")
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,14 @@ Parity with ../shared/reference/golden/rde_seed0.npz (RDE.md section 9): the pub
 path run on synthetic weights whose SAM gains are read from the file's ``extra_gains``.
 """
 import hashlib
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden, load_shapes, synthetic_state_dict
+from conftest import REFERENCE, load_golden, load_shapes, synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
+from evaluation import golden as golden_runs
 from inference import InferenceCore, segment_video
 from inference.policy import PERMANENT, make_policy
 from inference.rde import LAYOUTS, RDE_PRESETS, RDEMemory
@@ -20,7 +20,8 @@ from model import RDE, STCN, CheckpointError, KeyFeatures, load_network
 from model.memory_readout import read_memory
 from model.sam import MemoryCompression, NonLocalBlock
 
-PROBS_MAX, PROBS_MEAN, INTERMEDIATE_MAX, MARGIN = 1e-3, 1e-5, 1e-3, 1e-3
+PROBS_MAX, PROBS_MEAN = golden_runs.TOLERANCES["rde"]
+INTERMEDIATE_MAX, MARGIN = 1e-3, golden_runs.MARGIN
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,7 @@ def golden():
 
 @pytest.fixture(scope="module")
 def net(golden):
-    gains = json.loads(str(golden["extra_gains"]))
-    return load_network(synthetic_state_dict("rde", int(golden["seed"]), extra_gains=gains))
+    return golden_runs.golden_network("rde_seed0", golden, REFERENCE)
 
 
 class _KeyCache:

@@ -5,28 +5,21 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load_golden, synthetic_state_dict
-from inference import segment_video
+from evaluation import golden
 from inference.transforms import PadToMultiple, image_to_tensor
 from model import aggregate, load_network, train_forward
 from model.losses import bootstrapped_ce
 from model.network import normalize_image
 
-PROB_MAX, PROB_MEAN, FEATURE_MAX, MARGIN = 1e-3, 1e-5, 1e-3, 1e-3
+PROB_MAX, PROB_MEAN = golden.TOLERANCES["stcn"]
+FEATURE_MAX, MARGIN = 1e-3, golden.MARGIN
 SATURATED_LOGIT = 8.0   # |log-odds| above this: 1 - p < 3.4e-4, within a few float32 steps of 1
-
-
-def golden_masks(g):
-    if "given_frames" in g:
-        return {int(t): m for t, m in zip(g["given_frames"], g["given_masks"])}
-    return g["first_mask"]
 
 
 def run_golden(name, seed):
     g = load_golden(name)
     net = load_network(synthetic_state_dict("stcn", seed))
-    out = list(segment_video(net, iter(g["frames"]), golden_masks(g), top_k=int(g["top_k"]),
-                             mem_every=int(g["mem_every"]), include_last=bool(g["include_last"])))
-    return g, np.stack(out, axis=1)
+    return g, golden.run_golden(name, g, net)
 
 
 def assert_probs_match(ours, golden):

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import load_golden, load_shapes, synthetic_state_dict
+from conftest import REFERENCE, load_golden, load_shapes, synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
+from evaluation import golden as golden_runs
 from inference import InferenceCore, segment_video
 from inference.swem import youtube_work_size
 from model import CheckpointError, load_network
@@ -17,17 +18,8 @@ from model.swem_em import (Bases, adaptive_weights, init_bases, l2_normalize, ma
                            match_bases, weighted_em)
 
 FEATURE_MAX, BASES_MAX, ZETA_ABS, ZETA_REL = 1e-5, 1e-4, 1e-4, 1e-5   # SWEM.md §8
-PROB_MAX, PROB_MEAN, MARGIN = 1e-5, 1e-7, 1e-3
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
-
-
-def golden_state_dict():
-    """Synthetic weights with the normalisation buffers set to the ImageNet constants (SWEM.md §8)."""
-    sd = synthetic_state_dict("swem", 0)
-    for encoder in ("key_encoder", "value_encoder"):
-        for name, values in IMAGENET.items():
-            sd[f"{encoder}.{name}"] = torch.tensor(values).view(1, 3, 1, 1)
-    return sd
+PROB_MAX, PROB_MEAN = golden_runs.TOLERANCES["swem"]
+MARGIN = golden_runs.MARGIN
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def golden():
 
 @pytest.fixture(scope="module")
 def net64():
-    return load_network(golden_state_dict()).double()
+    return load_network(golden_runs.swem_state_dict(0, REFERENCE)).double()  # ImageNet buffers, SWEM.md §8
 
 
 def work_image(frame, size):

@@ -6,6 +6,7 @@ comes from a ``TrainingRecipe``; see ``util/train_recipes.py``.
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -206,6 +207,7 @@ class Trainer:
             logger.log_config(config_to_dict(cfg))
 
         iteration = start
+        started = time.perf_counter()
         try:
             for batch in loader:
                 batch = _to_device(batch, device)
@@ -234,7 +236,8 @@ class Trainer:
             save_training_state(state_path(cfg), network, optimizer, scheduler, scaler, iteration,
                                 config_to_dict(cfg))
             done = "finished" if iteration == cfg.iterations else f"stopped at iteration {iteration}"
-            print(f"[train] {done}; training state {state_path(cfg)}", flush=True)
+            print(f"[train] {done}; {_speed(iteration - start, time.perf_counter() - started, device)}; "
+                  f"training state {state_path(cfg)}", flush=True)
         barrier(context)
         return self.history
 
@@ -246,6 +249,14 @@ def train_batch_norm(network):
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.train()
     return network
+
+
+def _speed(iterations, seconds, device):
+    """"N iterations in S s (X it/s)" plus the peak GPU memory of this process on CUDA."""
+    line = f"{iterations} iterations in {seconds:.1f} s ({iterations / max(seconds, 1e-9):.2f} it/s)"
+    if device.type == "cuda":
+        line += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f} MiB"
+    return line
 
 
 def _warn_changed(saved, current):
