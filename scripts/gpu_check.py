@@ -349,7 +349,8 @@ def _train_speed(stdout):
 def check_training(report, device, sizes, work):
     from scripts.make_synthetic_training_data import make_synthetic_training_data
     cfg = sizes["train"]
-    data = make_synthetic_training_data(work / "train_data", *cfg["data_size"], videos=3, frames=8, images=4)
+    data = make_synthetic_training_data(work / "train_data", *cfg["data_size"], videos=3, frames=8, images=4,
+                                        parts=("static", "davis", "youtube"))   # stage 0 and the main stage
     flags = ["--save_dir", work / "saves", "--no_pretrained", "--no_progress", "--device", device.type,
              "--size", cfg["size"], "--num_workers", cfg["workers"], "--iterations", cfg["iterations"]]
     if "batch_size" in cfg:
