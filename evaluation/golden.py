@@ -119,14 +119,15 @@ def memory_options(name, golden):
                     "tau": float(golden["tau"])}
 
 
-def run_golden(name, golden, network, frames=None, amp=False):
+def run_golden(name, golden, network, frames=None, **precision):
     """Our probabilities for the golden video, (K+1, T, H, W) float32, with the published settings;
-    ``frames``: only the first so many frames; ``amp``: CUDA fp16 autocast (``segment_video(amp=True)``)."""
+    ``frames``: only the first so many frames; ``precision``: segment_video's ``amp=True`` (CUDA fp16)
+    or ``precision="bfloat16"`` (CPU)."""
     from inference import segment_video
     memory, options = memory_options(name, golden)
     video = golden["frames"][:frames]
     device = next(network.parameters()).device
-    outputs = segment_video(network, iter(video), given_masks(golden), memory=memory, device=device, amp=amp,
+    outputs = segment_video(network, iter(video), given_masks(golden), memory=memory, device=device, **precision,
                             **options)
     return np.stack(list(outputs), axis=1)
 

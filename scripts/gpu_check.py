@@ -16,8 +16,8 @@ Steps, each a group of rows of one table (also printed), with the wall seconds i
 - training: ``torchrun --nproc_per_node=1 train.py`` (NCCL, DDP, AMP) for 20 iterations of stage 0,
   then the main stage (3) from its weights for 10 iterations and ``--resume`` to 20: it/s, peak memory.
 
-On a CPU (``--device cpu``) the same steps run, with bfloat16 CPU autocast standing in for AMP (the
-eval scripts' ``--amp`` is CUDA-only, so they run in float32), gloo instead of NCCL and no TF32 rows;
+On a CPU (``--device cpu``) the same steps run, with bfloat16 (``precision="bfloat16"``, the eval
+scripts' ``--precision bfloat16``) standing in for AMP, gloo instead of NCCL and no TF32 rows;
 ``--quick`` shrinks every size (parity on the first two frames of three golden videos, one video
 per eval script, two objects in the speed step). A step that
 fails becomes a FAIL row and the others still run; the exit status is 1 when any row failed.
@@ -104,7 +104,7 @@ def environment(device, argv):
                   f"driver {_nvidia_smi('driver_version')}, CUDA runtime {torch.version.cuda}, cuDNN "
                   f"{torch.backends.cudnn.version()}, NCCL {_nccl_version()}"]
     else:
-        lines.append(f"device: CPU ({torch.get_num_threads()} torch threads); AMP rows use bfloat16 CPU autocast")
+        lines.append(f"device: CPU ({torch.get_num_threads()} torch threads); bfloat16 stands in for AMP")
     return lines
 
 
@@ -130,17 +130,26 @@ def _nvidia_smi(field):
 
 
 # ----------------------------------------------------------------------------- precision
+def mixed_precision(device):
+    """segment_video's settings for mixed precision: AMP fp16 on CUDA; on a CPU its stand-in, bfloat16."""
+    return {"amp": True} if device.type == "cuda" else {"precision": "bfloat16"}
+
+
+def precision_name(device):
+    return "AMP fp16" if device.type == "cuda" else "bfloat16"
+
+
 def precision_modes(device):
-    """(name, amp flag for segment_video, context) of every precision the parity step runs."""
-    modes = [("float32", False, _tf32(False))]
+    """(name, segment_video settings, context) of every precision the parity step runs."""
+    modes = [("float32", {}, _tf32(False)), (precision_name(device), mixed_precision(device), _tf32(False))]
     if device.type == "cuda":
-        modes += [("AMP fp16", True, _tf32(False)), ("float32 + TF32", False, _tf32(True))]
-    else:
-        modes.append(("bfloat16 autocast", False, lambda: torch.autocast("cpu", dtype=torch.bfloat16)))
+        modes.append(("float32 + TF32", {}, _tf32(True)))
     return modes
 
 
 def _tf32(enabled):
+    """TensorFloat-32 in cuDNN convolutions and CUDA matrix products on or off (PyTorch's defaults:
+    on for cuDNN, off for matmul); no effect on a CPU."""
     @contextlib.contextmanager
     def context():
         saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
@@ -152,26 +161,19 @@ def _tf32(enabled):
     return context
 
 
-def amp_context(device, amp):
-    """CPU stand-in for AMP: bfloat16 autocast around the run (segment_video's amp is CUDA-only)."""
-    if amp and device.type != "cuda":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # ----------------------------------------------------------------------------- steps
 def check_parity(report, device, sizes, reference):
     for name in sizes["golden"]:
         start = time.perf_counter()
         data = golden.load_golden(name, reference)
         network = golden.golden_network(name, data, reference, device=device)
-        for mode, amp, context in precision_modes(device):
+        for mode, settings, context in precision_modes(device):
             run_network = network
             strict = mode == "float32"
             if strict and golden.GOLDEN_RUNS[name] == "swem":
                 run_network = network.double()   # published in float64; compared as the parity test does
             with context():
-                probs = golden.run_golden(name, data, run_network, frames=sizes["golden_frames"], amp=amp)
+                probs = golden.run_golden(name, data, run_network, frames=sizes["golden_frames"], **settings)
             run_network.float()
             result = golden.compare(probs, data)
             text = (f"max {result['max']:.1e}, mean {result['mean']:.1e}, argmax flips {result['flips']} of "
@@ -224,9 +226,9 @@ def check_eval(report, device, sizes, work):
     checkpoint = work / "stcn_random.pth"
     torch.manual_seed(0)
     torch.save(build_network().state_dict(), checkpoint)
-    amp = ["--amp"] if device.type == "cuda" else []
-    label = "--amp" if amp else "float32 (--amp is CUDA-only)"
-    common = ["--model", checkpoint, "--device", device.type] + amp
+    mixed = ["--amp"] if device.type == "cuda" else ["--precision", "bfloat16"]   # --amp is CUDA-only
+    label = " ".join(mixed)
+    common = ["--model", checkpoint, "--device", device.type] + mixed
 
     start = time.perf_counter()
     davis = work / "davis"
@@ -270,9 +272,12 @@ def _networks(device, policies):
     return {policy: built[policy if policy in ("rde", "swem") else "stcn"] for policy in policies}
 
 
-def _policy_spec(policy, quick):
-    # SWEM resizes every frame to 480x864 by default; the tiny quick frames keep their own size
-    return "swem:work_size=none" if policy == "swem" and quick else policy
+def _policy_spec(policy, quick, mixed, device):
+    """``policy[:options]`` for benchmark_inference.measure: bfloat16 on a CPU as the mixed precision;
+    SWEM resizes every frame to 480x864 by default, the tiny quick frames keep their own size."""
+    options = ["precision=bfloat16"] if mixed and device.type != "cuda" else []
+    options += ["work_size=none"] if policy == "swem" and quick else []
+    return policy + (":" + ",".join(options) if options else "")
 
 
 def _clip(length, height, width, objects, seed=0):
@@ -288,14 +293,13 @@ def check_speed(report, device, sizes, quick):
     torch.backends.cudnn.benchmark = device.type == "cuda"   # as the eval scripts run
     for policy, network in _networks(device, sorted(MEMORY_POLICIES)).items():
         for objects, clip in clips.items():
-            for amp in (False, True):
-                with amp_context(device, amp):
-                    row = measure(_policy_spec(policy, quick), sizes["speed_frames"], height, width, objects,
-                                  warmup=sizes["warmup"], device=device, amp=amp and device.type == "cuda",
-                                  network=network, clip=clip, malloc_tuning=False)
+            for mixed in (False, True):
+                row = measure(_policy_spec(policy, quick, mixed, device), sizes["speed_frames"], height, width,
+                              objects, warmup=sizes["warmup"], device=device, amp=mixed and device.type == "cuda",
+                              network=network, clip=clip, malloc_tuning=False)
                 memory = (f", peak GPU memory {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] is not None
                           else f", peak RSS {row['peak_rss_mib']:.0f} MiB")
-                precision = ("AMP fp16" if device.type == "cuda" else "bfloat16 autocast") if amp else "float32"
+                precision = precision_name(device) if mixed else "float32"
                 report.add("speed", f"{policy}, {objects} object(s), {precision}, {height}x{width}",
                            f"{row['fps']:.2f} frames/s over {row['frames']} frames{memory}", INFO, row["seconds"])
 

@@ -1,6 +1,7 @@
 """What can be checked of the CUDA paths without a GPU.
 
-- Mixed precision: every memory policy and every training recipe runs under CPU bfloat16 autocast
+- Mixed precision: every memory policy (``precision="bfloat16"``) and every training recipe runs under
+  CPU bfloat16 autocast
   (the dtype mixing fp16 autocast would meet on CUDA: half-precision features meeting float32 /
   float64 memory, read-outs and EM), giving finite float32 outputs.
 - Half-precision overflow: the SAM's non-local sum stays finite where float16 would overflow.
@@ -45,8 +46,7 @@ def test_every_policy_runs_under_bfloat16_autocast(networks, policy):
     frames, masks = late_object_video()
     options = {"work_size": None} if policy == "swem" else {"mem_every": 1} if policy == "rde" else {}
     options.update({"include_last": True} if policy in ("every5", "lfu") else {})
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        outputs = list(segment_video(networks[policy], frames, masks, memory=policy, **options))
+    outputs = list(segment_video(networks[policy], frames, masks, memory=policy, precision="bfloat16", **options))
     plain = list(segment_video(networks[policy], frames, masks, memory=policy, **options))
     for t, (probs, reference) in enumerate(zip(outputs, plain)):
         assert probs.dtype == np.float32 and probs.shape == (3, 32, 48)

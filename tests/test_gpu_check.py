@@ -32,7 +32,8 @@ def test_quick_cpu_run_covers_every_step_and_passes(gpu_check, tmp_path, capsys)
     assert all(row[3] in ("pass", "info") for row in rows)
     parity = {row[1]: row[2] for row in rows if row[0] == "parity"}
     assert "flips 0 of" in parity["swem_seed0 (2 frames), float64 (as published)"]
-    assert any("bfloat16 autocast" in case for case in parity)
+    assert any("bfloat16" in case for case in parity)
+    assert "--precision bfloat16" in [row[1] for row in rows if row[0] == "eval"][0]
     training = [row[2] for row in rows if row[0] == "training"]
     assert "2 iterations in" in training[0] and "1 iterations in" in training[2]   # resumed at 1 of 2
     assert "torch " in text and "CPU" in text                          # environment header
