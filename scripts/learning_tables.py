@@ -105,8 +105,13 @@ def eval_command(args, data, output, memory_spec, precision):
 def measure(args, table, config, set_name, data, memory_spec, precision):
     """One eval_davis.py run in a fresh process; returns its row (scores, frames/s, peak RSS)."""
     output = Path(args.work_dir) / "runs" / table / set_name / config.replace(":", "_").replace("=", "")
-    output.mkdir(parents=True, exist_ok=True)
+    measured = output.parent / f"{output.name}.json"
     argv = eval_command(args, data, output, memory_spec, precision)
+    if args.reuse and measured.is_file():
+        row = json.loads(measured.read_text())
+        if row.get("command") == argv[1:]:
+            return row
+    output.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     log = output.parent / f"{output.name}.log"
     code, _, peak = run_command_measured(argv, log, env)
@@ -116,9 +121,12 @@ def measure(args, table, config, set_name, data, memory_spec, precision):
                            f"{printed[-2000:]}")
     timing = parse_summary(printed)
     scores = read_global_scores(output)
-    return {"table": table, "config": config, "videos": timing["videos"], "set": set_name,
-            "frames": timing["frames"], "J&F": scores["J&F-Mean"], "J": scores["J-Mean"], "F": scores["F-Mean"],
-            "fps": timing["fps"], "peak_rss_mib": mib(peak), "output": str(output)}
+    row = {"table": table, "config": config, "videos": timing["videos"], "set": set_name,
+           "frames": timing["frames"], "J&F": scores["J&F-Mean"], "J": scores["J-Mean"], "F": scores["F-Mean"],
+           "fps": timing["fps"], "peak_rss_mib": mib(peak), "output": str(output), "command": argv[1:]}
+    with atomic_file(measured) as temporary:
+        temporary.write_text(json.dumps(row))
+    return row
 
 
 def read_global_scores(output, split="val"):
@@ -161,8 +169,8 @@ def markdown(rows, args, sets, seconds):
                      f"it left (`{sets[name]}`)  ")
     lines += ["", "J&F, J, F: DAVIS 2017 toolkit definitions (first and last frame excluded), in [0, 1]. "
               "frames/s: eval_davis.py's end-of-run line (segmentation incl. frame reading and mask writing). "
-              "Peak RSS: the eval process's high-water mark, model included. Runs follow each other on a "
-              "shared machine: compare frames/s as ratios within one table.", ""]
+              "Peak RSS: the eval process's high-water mark, model included. The runs share a busy machine "
+              f"({args.jobs} at a time): compare frames/s as ratios within one table.", ""]
     first = configurations(args)[0][0]
     lines += [f"| set | config | frames | J&F | J | F | frames/s | peak RSS (MiB) | pixels labelled as {first} |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -282,6 +290,9 @@ def build_parser():
     g.add_argument("--max_objects", type=int, default=3, help="objects per video: 1..N (default 3)")
     g.add_argument("--deform", type=float, default=0.15, help="non-rigid outline wobble (default 0.15)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run (default 1)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a configuration's measurement from --work_dir when an earlier run of the same "
+                             "eval command finished there (e.g. configurations run as separate commands)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time (default 1; with 2, two configurations share the machine and "
                              "each one's frames/s is measured beside another run)")

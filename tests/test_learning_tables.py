@@ -75,6 +75,15 @@ def test_memory_table_from_real_eval_runs(tables, random_stcn_checkpoint, tmp_pa
     text = (out / "memory_policies.md").read_text()
     assert "| long | lfu:capacity=1,mem_every=1 | 6 |" in text and "learning_tables.py memory" in text
     assert (out / "memory_policies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --reuse: the finished runs of the same eval commands are read back, nothing runs again
+    logs = sorted(work.rglob("*.log"))
+    stamps = [p.stat().st_mtime_ns for p in logs]
+    again = tables.main(["memory", "--model", random_stcn_checkpoint, "--output", out, "--work_dir", work, *SIZE,
+                         "--sets", "long", "--long_frames", "6", "--reuse", "--policies", "every5:mem_every=1",
+                         "lfu:capacity=1,mem_every=1"])
+    assert [p.stat().st_mtime_ns for p in logs] == stamps
+    assert [(r["config"], r["J&F"], r["fps"], r["peak_rss_mib"]) for r in again] == [
+        (r["config"], r["J&F"], r["fps"], r["peak_rss_mib"]) for r in rows]
 
 
 def test_precision_table_runs_eval_davis_once_per_precision_on_the_same_videos(tables, random_stcn_checkpoint,
