@@ -1,7 +1,11 @@
 """What eval_davis.py and eval_youtube.py share: flags, network/policy set-up, mask writing, timing.
 
 Each video's outputs are written into a temporary folder that is renamed into place only when the
-video is complete; a failing video stops the run with ``VideoFailed`` naming it.
+video is complete; a failing video stops the run with ``VideoFailed`` naming it. A run owns its
+output folder through ``evaluation.output_dir.claim_output`` (lock, removal of an earlier run's tables
+and leftovers, eval_config.json with the run's status); ``validate_flags`` checks every shared flag
+before the model is loaded or anything is written, and ``check_policy`` the policy against the loaded
+network once.
 
 Memory options, later ones winning: the policy's own defaults; its preset for the benchmark (a
 policy class may define ``PRESETS = {"davis": {...}, "youtube": {...}}``, e.g. RDE's top-k and
@@ -11,8 +15,6 @@ theta per benchmark); ``--memory_option KEY=VALUE``; the published flags ``--top
 import argparse
 import ast
 import inspect
-import json
-import platform
 import re
 import sys
 import time
@@ -22,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from util import cpu_allocator
+from util.cli import ArgumentParser  # noqa: F401  (the eval scripts' parser)
+from util.interrupts import Interrupted
 from util.palette import atomic_file, write_label_png
 
-CONFIG_NAME = "eval_config.json"
+from .output_dir import CONFIG_NAME, check_output_path
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
 FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cpu"}   # named in precision errors
 
@@ -70,7 +74,25 @@ def add_common_flags(parser):
     parser.add_argument("--save_scores", action="store_true",
                         help="also save the soft outputs: scores/<video>/<frame>.npz (float16, channels = "
                              "background then object ids)")
+    add_strict_flag(parser)
     return parser
+
+
+def add_strict_flag(parser):
+    parser.add_argument("--strict", action="store_true",
+                        help="treat gaps in the data (frame numbering gaps, videos missing from meta.json, "
+                             "missing ground truth that turns scoring off) as errors instead of warnings")
+
+
+def validate_flags(args):
+    """Every shared flag checked before the model is loaded or anything is written (ArgumentTypeError)."""
+    for flag, value in (("--top", args.top), ("--mem_every", args.mem_every)):
+        if value is not None and value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {value}")
+    check_output_path(args.output)
+    options = policy_options(args)
+    resolve_device(args.device, args.amp, getattr(args, "precision", "float32"))
+    return options
 
 
 def _parse_value(text):
@@ -116,7 +138,37 @@ def policy_options(args, benchmark=None):
     if unknown:
         raise argparse.ArgumentTypeError(f"memory policy {args.memory!r} has no option {unknown[0]!r}; it takes "
                                          f"{[k for k in accepted if k not in ('self', 'network')]}")
+    for key, value in options.items():
+        _check_option_type(args.memory, key, value, accepted.get(key))
     return options
+
+
+def _check_option_type(memory, key, value, parameter):
+    """A number or switch option given something else (e.g. text) is refused before the model loads;
+    None stays allowed (some policies read it as "unset"), other kinds are checked by the policy."""
+    default = inspect.Parameter.empty if parameter is None else parameter.default
+    if value is None or not isinstance(default, (bool, int, float)):
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    else:
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    if not ok:
+        raise argparse.ArgumentTypeError(f"--memory_option {key}={value!r}: memory policy {memory!r} expects "
+                                         f"{kind} like its default {default!r}")
+
+
+def check_policy(args, network, options):
+    """Build the memory policy once on the loaded network: an option value or a network the policy
+    cannot use is one error naming the flags, not a failure of the first video."""
+    from inference.policy import make_policy
+    try:
+        make_policy(args.memory, network, **options)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"--memory {args.memory} with options {options} on the network of "
+                                         f"--model {args.model} ({type(network).__name__}): {error}") from None
 
 
 def resolved_policy_options(args, options):
@@ -129,11 +181,26 @@ def resolved_policy_options(args, options):
 
 
 def resolve_device(device, amp=False, precision="float32"):
-    """The torch device to run on (default: cuda when available); --amp needs CUDA, --precision
-    bfloat16 the CPU, and the two exclude each other."""
+    """The torch device to run on (default: cuda when available); a device this machine lacks is an
+    ArgumentTypeError naming --device; --amp needs CUDA, --precision bfloat16 the CPU, and the two
+    exclude each other."""
     import torch
     from inference.precision import check_precision
-    resolved = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"--device {device!r} is not a torch device ({error})") from None
+    else:
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise argparse.ArgumentTypeError(f"--device {device}: this machine has {count} CUDA device(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"--device {device}: MPS is not available on this machine")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"--device {device}: only cpu, cuda[:N] and mps are supported")
     try:
         check_precision(precision, resolved, amp, names=FLAG_NAMES)
     except ValueError as error:
@@ -150,16 +217,6 @@ def load_model(path, device):
     return load_network(path, device=device)
 
 
-def write_config(output, config):
-    """``<output>/eval_config.json``: the resolved configuration of this run."""
-    import torch
-    config = {**config, "python": platform.python_version(), "torch": torch.__version__}
-    path = Path(output) / CONFIG_NAME
-    with atomic_file(path) as temporary:
-        temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
-    return path
-
-
 def tune_allocator(args):
     """Apply the CPU allocator tuning unless --no_malloc_tuning; returns what happened, for the config."""
     if args.no_malloc_tuning:
@@ -168,13 +225,14 @@ def tune_allocator(args):
     return "on" if applied else f"unavailable: {reason}"
 
 
-def start_run(args, config, device):
-    """Tune the allocator, print and save the run's configuration, and load the network."""
+def start_run(args, config, device, out, options):
+    """Tune the allocator, print the run's configuration, load the network and check the policy on it,
+    then start the claimed output folder ``out`` (earlier results go, eval_config.json is written)."""
     config = {**config, "malloc_tuning": tune_allocator(args)}
     print_config(config)
     network = load_model(args.model, device)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    write_config(args.output, config)
+    check_policy(args, network, options)
+    out.start(config)
     return network
 
 
@@ -279,19 +337,23 @@ class Timer:
 def report_failure(error):
     """The message printed when a run stops; unexpected errors keep their traceback."""
     cause = error.error if isinstance(error, VideoFailed) else error
-    if not isinstance(cause, (ValueError, OSError, KeyError)):
+    if not isinstance(cause, (ValueError, OSError, KeyError, argparse.ArgumentTypeError)):
         traceback.print_exception(type(cause), cause, cause.__traceback__)
     return f"error: {error}"
 
 
 def run_script(build_parser, run, argv=None):
-    """An eval script's main: parse, run, and end an input problem with one "error: ..." line."""
-    from dataset.benchmark_readers import BenchmarkLayoutError
-    from evaluation.davis import EvaluationError
+    """An eval script's main: parse, run, and end an input problem with one "error: ..." line; SIGINT and
+    SIGTERM end it with "error: interrupted ..." and the exit status 128 + signal number."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, VideoFailed,
-            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
+    except (argparse.ArgumentTypeError, VideoFailed, ValueError, OSError) as error:
+        # ValueError: the layout, evaluation, checkpoint, output-folder and gap errors naming the file
         sys.exit(report_failure(error))
+    except KeyboardInterrupt as error:
+        status = error.exit_status if isinstance(error, Interrupted) else 130
+        print(f"error: {error or 'interrupted'}; {getattr(args, 'output', None) or 'the output'} keeps only "
+              f"the videos finished so far (see {CONFIG_NAME})", file=sys.stderr, flush=True)
+        sys.exit(status)
     return 0
