@@ -193,6 +193,10 @@ def resolve_device(device, amp=False, precision="float32"):
             raise argparse.ArgumentTypeError(f"--device {device!r} is not a torch device ({error})") from None
     else:
         resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:  # first: its message says which device the precision flags need
+        check_precision(precision, resolved, amp, names=FLAG_NAMES)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (resolved.index is not None and resolved.index >= count):
@@ -201,10 +205,6 @@ def resolve_device(device, amp=False, precision="float32"):
         raise argparse.ArgumentTypeError(f"--device {device}: MPS is not available on this machine")
     elif resolved.type not in ("cpu", "cuda", "mps"):
         raise argparse.ArgumentTypeError(f"--device {device}: only cpu, cuda[:N] and mps are supported")
-    try:
-        check_precision(precision, resolved, amp, names=FLAG_NAMES)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
     return resolved
 
 

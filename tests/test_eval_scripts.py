@@ -458,6 +458,7 @@ def test_published_files_are_readable_by_collaborators(davis_set, tmp_path, chec
 ])
 def test_bad_flags_fail_before_anything_is_written_and_keep_good_results(flags, expected, davis_set, tmp_path,
                                                                          checkpoint, capsys):
+    import torch
     if "cuda" in flags[-1] and torch.cuda.is_available():
         pytest.skip("this machine has CUDA devices")
     output = tmp_path / "out"
