@@ -560,6 +560,8 @@ def test_command_line_mistakes_are_one_error_line(capsys):
 def test_memory_option_values_are_checked_against_numeric_and_switch_defaults():
     import argparse
 
+    from evaluation import runner
+
     def options(*flags):
         return runner.policy_options(eval_youtube.build_parser().parse_args(["--model", "m", "--output", "o", *flags]))
     assert options("--memory", "swem")["work_size"] == "youtube"  # the preset's text value passes
