@@ -13,6 +13,8 @@ size and label ids) and <output>/eval_config.json; with --overlay also <output>/
 (masks over the frames, ids at the centroids) and <video>.gif (a short preview).
 --max_side N processes frames whose longer side exceeds N at that size (frames bilinear, masks
 nearest) and resizes the probabilities back (bilinear) before the argmax, so masks keep full size.
+The run owns --output like the other eval scripts (evaluation/output_dir.py): an earlier run's
+overlays and config are removed before the first mask is written, eval_config.json records the status.
 """
 import argparse
 import contextlib
@@ -29,7 +31,7 @@ SCORES_FOLDER = "scores"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = runner.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_path", default=None,
                         help="folder holding JPEGImages/<video>/ and Annotations/<video>/ (published flag)")
     parser.add_argument("--video", default=None, help="a video file (e.g. clip.mp4) instead of --data_path")
@@ -70,8 +72,9 @@ def open_videos(args):
     return videos
 
 
-def segment_one(network, video, frames, output, options, args):
-    """Write every frame's mask (and scores) of ``video``; its folders appear only when complete."""
+def segment_one(network, video, frames, out, options, args):
+    """Write every frame's mask (and scores) of ``video`` into the claimed output folder ``out``; its
+    folders appear only when complete, and then the video is recorded as written."""
     from inference import object_ids, segment_video
     size = video.size
     work_size = max_side_size(*size, args.max_side)
@@ -80,9 +83,10 @@ def segment_one(network, video, frames, output, options, args):
     if not ids:
         raise ValueError(f"no object of the given masks survives resizing to {work_size[0]}x{work_size[1]}; "
                          f"raise --max_side")
+    output = out.path
     with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(publish_directory(Path(output) / video.name))
-        scores = (stack.enter_context(publish_directory(Path(output) / SCORES_FOLDER / video.name))
+        folder = stack.enter_context(out.publish(output / video.name, video=video.name))
+        scores = (stack.enter_context(publish_directory(output / SCORES_FOLDER / video.name))
                   if args.save_scores else None)
         stream = segment_video(network, resize_frames(frames, work_size), masks, memory=args.memory,
                                device=runner.network_device(network), amp=args.amp, precision=args.precision,
@@ -104,7 +108,7 @@ def run(args):
         raise argparse.ArgumentTypeError(f"--max_side must be 0 (original size) or positive, got {args.max_side}")
     if args.overlay_fps is not None and args.overlay_fps <= 0:
         raise argparse.ArgumentTypeError(f"--overlay_fps must be positive, got {args.overlay_fps}")
-    options = runner.policy_options(args)
+    options = runner.validate_flags(args)
     videos = open_videos(args)
     device = runner.resolve_device(args.device, args.amp, args.precision)
     config = {"benchmark": "generic", "data_path": None if args.data_path is None else str(args.data_path),
@@ -115,13 +119,15 @@ def run(args):
               "memory_options": runner.resolved_policy_options(args, options), "amp": args.amp,
               "precision": args.precision, "device": str(device), "save_scores": args.save_scores,
               "videos": len(videos)}
-    network = runner.start_run(args, config, device)
-    runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, args.output,
-                                                                            options, args))
-    if not runner.is_main_process():
-        return   # under torchrun rank 0 draws the overlays, once every rank has written its videos
-    if args.overlay:
-        write_overlays(videos, args)
+    with runner.claim_run_output(args.output) as out:
+        network = runner.start_run(args, config, device, out, options)
+        runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, out,
+                                                                                options, args), out)
+        if not runner.is_main_process():
+            return   # under torchrun rank 0 draws the overlays, once every rank has written its videos
+        if args.overlay:
+            write_overlays(videos, args)
+        out.finish()
 
 
 def main(argv=None):

@@ -9,6 +9,9 @@ frame is processed and outputs are made for the sparse frames of ``<split>/JPEGI
 Writes <output>/Annotations/<video>/<frame>.png (the annotation palette, original ids),
 <output>/<split>_submission.zip (Annotations/<video>/<frame>.png) and <output>/eval_config.json; on
 synthetic sets (which ship ``<split>_gt``) also prints and writes YouTubeVOS-style J/F.
+The run owns --output (evaluation/output_dir.py): an earlier run's zip, tables and config are removed
+before the first mask is written. Videos on disk but absent from meta.json and missing ground truth
+are warnings (errors with --strict).
 """
 import argparse
 import contextlib
@@ -18,13 +21,14 @@ from pathlib import Path
 from dataset.benchmark_readers import YouTubeReader
 from evaluation import runner
 from evaluation.resizing import resize_frames, resize_given_masks, restore_probs, short_side_size
+from evaluation.gaps import report_gap
 from util.palette import atomic_file, publish_directory
 
 PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = runner.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yv_path", default="../YouTube",
                         help="YouTubeVOS root holding <split>/ and optionally all_frames/<split>_all_frames/")
     parser.add_argument("--split", choices=("valid", "test"), default="valid", help="YouTubeVOS split")
@@ -37,8 +41,9 @@ def build_parser():
     return parser
 
 
-def segment_one(network, reader, video, frames, output, options, args):
-    """Write the required frames' masks (and scores) of ``video``; folders appear only when complete."""
+def segment_one(network, reader, video, frames, out, options, args):
+    """Write the required frames' masks (and scores) of ``video`` into the claimed output folder
+    ``out``; folders appear only when complete, and then the video is recorded as written."""
     from inference import object_ids, segment_video
     given = reader.given_masks(video)
     size = video.size
@@ -46,8 +51,9 @@ def segment_one(network, reader, video, frames, output, options, args):
     masks = resize_given_masks(given, work_size, video.name)
     ids = object_ids(masks)  # the channels segment_video will return
     required = {i for i, name in enumerate(video.frame_names) if name in video.required_names}
+    output = out.path
     with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(publish_directory(Path(output) / "Annotations" / video.name))
+        folder = stack.enter_context(out.publish(output / "Annotations" / video.name, video=video.name))
         scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
                   if args.save_scores else None)
         stream = segment_video(network, resize_frames(frames, work_size), masks, memory=args.memory,
@@ -83,13 +89,33 @@ def resolve_short_side(args, options):
     return 0 if options.get("work_size") is not None else PROCESSING_SHORT_SIDE
 
 
+def will_score(yv_path, split, videos, strict):
+    """Whether to score: only synthetic sets ship ``<split>_gt``; when it exists, a video without its
+    ground-truth folder turns scoring off with a warning naming that folder."""
+    gt_root = Path(yv_path) / f"{split}_gt" / "Annotations"
+    if not gt_root.parent.is_dir():
+        return False
+    missing = [gt_root / v.name for v in videos if not (gt_root / v.name).is_dir()]
+    if missing:
+        report_gap(f"{missing[0]}: ground truth is missing ({len(missing)} of {len(videos)} videos), so the "
+                   f"masks are not scored", strict)
+        return False
+    return True
+
+
 def run(args):
-    options = runner.policy_options(args)
+    options = runner.validate_flags(args)
+    if args.short_side is not None and args.short_side < 0:
+        raise argparse.ArgumentTypeError(f"--short_side must be >= 0 (0 keeps the frame size), got {args.short_side}")
     args.short_side = resolve_short_side(args, options)
     reader = YouTubeReader(args.yv_path, split=args.split)
+    for name in reader.videos_missing_from_meta():
+        report_gap(f"video {name} is in {reader.sparse_root} but not in {reader.meta_path}: it is not segmented "
+                   f"and not in the upload zip", args.strict)
     videos = [reader.video(name) for name in reader.videos]  # check the whole layout before starting
     for video in videos:
         reader.given_masks(video)  # and that every given annotation reads as a label map
+    score = will_score(args.yv_path, args.split, videos, args.strict)
     device = runner.resolve_device(args.device, args.amp, args.precision)
     config = {"benchmark": "youtube", "yv_path": str(args.yv_path), "split": args.split,
               "all_frames": str(reader.all_frames_root) if reader.all_frames_root else None,
@@ -97,19 +123,23 @@ def run(args):
               "memory": args.memory, "memory_options": runner.resolved_policy_options(args, options),
               "amp": args.amp, "precision": args.precision, "device": str(device), "save_scores": args.save_scores,
               "videos": len(videos)}
-    network = runner.start_run(args, config, device)
-    runner.segment_videos(videos, device, lambda video, frames: segment_one(network, reader, video, frames,
-                                                                            args.output, options, args))
-    if not runner.is_main_process():
-        return   # under torchrun rank 0 zips and scores, once every rank has written its videos
-    print(f"Wrote {write_submission_zip(args.output, args.split, [v.name for v in videos])}")
-
-    if (Path(args.yv_path) / f"{args.split}_gt").is_dir():
-        from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
-        table = evaluate_youtube(args.output, args.yv_path, split=args.split)
-        print(format_youtube_table(table, args.split))
-        for path in write_youtube_csvs(table, args.output, args.split):
-            print(f"Wrote {path}")
+    with runner.claim_run_output(args.output) as out:
+        network = runner.start_run(args, config, device, out, options)
+        runner.segment_videos(videos, device, lambda video, frames: segment_one(network, reader, video, frames,
+                                                                                out, options, args), out)
+        if not runner.is_main_process():
+            return   # under torchrun rank 0 zips and scores, once every rank has written its videos
+        zip_path = write_submission_zip(args.output, args.split, [v.name for v in videos])
+        print(f"Wrote {zip_path}")
+        tables = [zip_path.name]
+        if score:
+            from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
+            table = evaluate_youtube(args.output, args.yv_path, split=args.split)
+            print(format_youtube_table(table, args.split))
+            for path in write_youtube_csvs(table, args.output, args.split):
+                print(f"Wrote {path}")
+                tables.append(path.name)
+        out.finish(derived_files=tables)
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ import sys
 
 from dataset.folders import DatasetFolderError
 from model.checkpoint import CheckpointError
+from util.interrupts import Interrupted, raise_on_signals
 from util.train_config import build_parser, resolve_config
 from util.train_recipes import all_recipes, get_recipe
 from util.trainer import Trainer, TrainingSetupError
@@ -30,11 +31,15 @@ def main(argv=None):
     if hasattr(recipe, "configure_from_args"):
         recipe.configure_from_args(args)
     try:
-        Trainer(config, recipe=recipe).run()
+        with raise_on_signals():  # SIGTERM too removes the temporary file of a checkpoint being written
+            Trainer(config, recipe=recipe).run()
     except (DatasetFolderError, CheckpointError, TrainingSetupError, FileExistsError) as error:
         # a problem with the inputs, not a bug: one line, no traceback
-        print(f"train.py: error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as stop:
+        print(f"error: {stop}; --resume continues from the last training state", file=sys.stderr)
+        sys.exit(stop.exit_status)
 
 
 if __name__ == "__main__":

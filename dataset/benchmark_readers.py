@@ -13,15 +13,24 @@ YouTubeVOS (``YouTubeReader(root, split)``): ``root`` holds ``<split>/JPEGImages
 optionally every frame in ``all_frames/<split>_all_frames/JPEGImages`` or
 ``<split>_all_frames/JPEGImages``; when present those are the frames processed, and outputs are
 required only for the sparse frames.
+
+Hidden files and folders (``._*``, ``.DS_Store``) are ignored. Frames are decoded completely: a
+truncated or corrupt frame or annotation is an error naming the file. ``meta.json`` is checked for
+its structure (``videos`` -> ``objects`` -> integer object ids -> ``frames`` lists of frame names).
+``frame_numbering_gap(video)`` and ``YouTubeReader.videos_missing_from_meta()`` find the gaps the eval
+scripts report.
 """
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
+from util.image_files import ImageFileError
+from util.image_files import read_rgb as read_image
 from util.palette import LabelImageError, davis_palette, read_label_png
+
+from .folders import list_folders, list_frames
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 DAVIS_SPLITS = {  # split name -> (folder, image set file name)
@@ -37,12 +46,11 @@ class BenchmarkLayoutError(ValueError):
 
 
 def read_rgb(path):
-    """HxWx3 uint8 RGB image, or BenchmarkLayoutError naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        state = "is missing" if not Path(path).exists() else "is not a readable image"
-        raise BenchmarkLayoutError(f"{path}: frame {state}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """HxWx3 uint8 RGB image decoded completely, or BenchmarkLayoutError naming the file."""
+    try:
+        return read_image(path)
+    except ImageFileError as error:
+        raise BenchmarkLayoutError(f"frame {error}") from None
 
 
 def image_size(path):
@@ -60,10 +68,31 @@ def image_size(path):
 def _frame_files(folder):
     if not folder.is_dir():
         raise BenchmarkLayoutError(f"{folder}: frame folder is missing")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    files = list_frames(folder, FRAME_SUFFIXES)
     if not files:
         raise BenchmarkLayoutError(f"{folder}: holds no frames (.jpg)")
     return files
+
+
+def _annotation_files(folder):
+    """{frame name: PNG path} of the (non-hidden) annotations in ``folder`` (empty when it is missing)."""
+    return {p.stem: p for p in list_frames(folder, (".png",))} if folder.is_dir() else {}
+
+
+def frame_numbering_gap(video):
+    """A sentence naming the first gap in a video's numbered frames (00000, 00001, ...), else None.
+
+    Frames named by anything other than integers are not checked; YouTubeVOS's sparse every-5th
+    folders are not meant to be consecutive and are not checked either."""
+    try:
+        numbers = [int(name) for name in video.frame_names]
+    except ValueError:
+        return None
+    for previous, current, name in zip(numbers, numbers[1:], video.frame_names[1:]):
+        if current != previous + 1:
+            return (f"video {video.name}: frame numbering jumps from {video.frame_names[numbers.index(previous)]} "
+                    f"to {name} ({current - previous - 1} frame(s) missing)")
+    return None
 
 
 def _read_labels(path, palette=None):
@@ -171,7 +200,7 @@ class DavisReader:
                                        f"frame folder is missing")
         frames = _frame_files(frame_dir)
         annotation_dir = self.annotation_root / name
-        annotations = {p.stem: p for p in sorted(annotation_dir.glob("*.png"))} if annotation_dir.is_dir() else {}
+        annotations = _annotation_files(annotation_dir)
         first = frames[0].stem
         if first not in annotations:
             raise BenchmarkLayoutError(f"{annotation_dir / (first + '.png')}: first-frame annotation of "
@@ -187,6 +216,49 @@ class DavisReader:
     def has_ground_truth(self, video):
         """Whether every frame of ``video`` is annotated (val/train; test-dev gives frame 0 only)."""
         return len(video.annotation_paths) == len(video.frame_paths)
+
+    def missing_ground_truth(self, video):
+        """The annotation path of the first frame of ``video`` that has none, or None."""
+        missing = [name for name in video.frame_names if name not in video.annotation_paths]
+        return self.annotation_root / video.name / f"{missing[0]}.png" if missing else None
+
+
+def read_youtube_meta(path):
+    """A YouTubeVOS meta.json as ``{video: {object id (int): {"category": ..., "frames": [names]}}}``;
+    a missing file or a wrong structure is a BenchmarkLayoutError naming the file (and the video)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BenchmarkLayoutError(f"{path}: meta.json is missing") from None
+    except (OSError, ValueError) as error:
+        raise BenchmarkLayoutError(f"{path}: not a readable JSON file ({error})") from None
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, dict):
+        raise BenchmarkLayoutError(f'{path}: not a YouTubeVOS meta file: "videos" must map video names to '
+                                   f'their entries, found {type(videos).__name__}')
+    return {name: _meta_objects(path, name, entry) for name, entry in videos.items()}
+
+
+def _meta_objects(path, video, entry):
+    where = f"{path}: video {video}"
+    objects = entry.get("objects", {}) if isinstance(entry, dict) else None
+    if not isinstance(objects, dict):
+        raise BenchmarkLayoutError(f'{where}: "objects" must map object ids to {{"category", "frames"}}, '
+                                   f'found {type(objects).__name__}')
+    parsed = {}
+    for key, info in objects.items():
+        try:
+            obj_id = int(key)
+        except (TypeError, ValueError):
+            raise BenchmarkLayoutError(f"{where}: object id {key!r} is not an integer") from None
+        if not 1 <= obj_id <= 255:
+            raise BenchmarkLayoutError(f"{where}: object id {obj_id} is outside 1..255 (PNG label ids)")
+        frames = info.get("frames", []) if isinstance(info, dict) else None
+        if not isinstance(frames, list) or not all(isinstance(frame, str) for frame in frames):
+            raise BenchmarkLayoutError(f'{where} object {key}: "frames" must be a list of frame names')
+        parsed[obj_id] = {"category": info.get("category"), "frames": list(frames)}
+    return parsed
 
 
 def _all_frames_folder(root, split):
@@ -207,15 +279,15 @@ class YouTubeReader:
         if not self.folder.is_dir():
             raise BenchmarkLayoutError(f"{self.folder}: split folder is missing; --yv_path should hold {split}/")
         self.meta_path = self.folder / "meta.json"
-        if not self.meta_path.is_file():
-            raise BenchmarkLayoutError(f"{self.meta_path}: meta.json is missing")
-        try:
-            self.meta = json.loads(self.meta_path.read_text())["videos"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise BenchmarkLayoutError(f"{self.meta_path}: not a YouTubeVOS meta file ({error})") from None
+        self.meta = read_youtube_meta(self.meta_path)
         self.sparse_root = self.folder / "JPEGImages"
         self.all_frames_root = _all_frames_folder(root, split) if use_all_frames else None
         self.videos = sorted(self.meta)
+
+    def videos_missing_from_meta(self):
+        """Video folders of ``<split>/JPEGImages`` that meta.json does not list (not segmented, not zipped)."""
+        on_disk = list_folders(self.sparse_root) if self.sparse_root.is_dir() else []
+        return [name for name in on_disk if name not in self.meta]
 
     def video(self, name):
         """The video ``name``: every frame to process, sparse frames to output, given annotations."""
@@ -228,27 +300,27 @@ class YouTubeReader:
             raise BenchmarkLayoutError(f"{self.all_frames_root / name}: frame {absent[0]} of "
                                        f"{self.sparse_root / name} is missing")
         annotation_dir = self.folder / "Annotations" / name
-        annotations = {p.stem: p for p in sorted(annotation_dir.glob("*.png"))} if annotation_dir.is_dir() else {}
+        annotations = _annotation_files(annotation_dir)
         if not annotations:
             raise BenchmarkLayoutError(f"{annotation_dir}: video {name} has no annotation PNGs")
         for stem, path in annotations.items():
             if stem not in frame_names:
                 raise BenchmarkLayoutError(f"{path}: annotation without a frame of video {name}")
-        objects = self.meta[name].get("objects", {}) if isinstance(self.meta[name], dict) else {}
+        objects = self.meta[name]
         first_given = {}
         for obj_id, info in objects.items():
-            listed = info.get("frames", []) if isinstance(info, dict) else []
+            listed = info["frames"]
             for frame in listed:
                 if frame not in frame_names:
                     raise BenchmarkLayoutError(
                         f"{self.meta_path}: video {name} object {obj_id} names frame {frame}, which is "
                         f"not in {self.sparse_root / name}")
             if listed:
-                first_given[int(obj_id)] = listed[0]
+                first_given[obj_id] = listed[0]
         video = Video(name, frames, annotations, required_names=sparse_names)
         _check_annotation_sizes(video)
         video.first_given = first_given  # object id -> frame name of its first mask (from meta.json)
-        video.categories = {int(k): v.get("category") for k, v in objects.items() if isinstance(v, dict)}
+        video.categories = {obj_id: info["category"] for obj_id, info in objects.items()}
         for obj_id, frame in first_given.items():
             if frame not in annotations:
                 raise BenchmarkLayoutError(

@@ -1,10 +1,10 @@
 """Finding training data on disk, and the one error type a bad dataset folder raises."""
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from util.image_files import ImageFileError, is_hidden
+from util.image_files import read_rgb as read_image
 
-__all__ = ["DatasetFolderError", "IMAGE_SUFFIXES", "require_folder", "read_rgb", "list_frames"]
+__all__ = ["DatasetFolderError", "IMAGE_SUFFIXES", "require_folder", "read_rgb", "list_frames", "list_folders"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -21,12 +21,21 @@ def require_folder(path, what, layout):
     return path
 
 
-def read_rgb(path):
-    """H x W x 3 uint8 RGB image."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB")).copy()
+def read_rgb(path, mode="RGB"):
+    """H x W x 3 uint8 RGB image (or PIL ``mode``), decoded completely; DatasetFolderError naming a
+    missing, truncated or corrupt file."""
+    try:
+        return read_image(path, mode)
+    except ImageFileError as error:
+        raise DatasetFolderError(str(error)) from None
 
 
 def list_frames(folder, suffixes=IMAGE_SUFFIXES):
-    """Image files directly inside ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    """Image files directly inside ``folder``, sorted by name; hidden files (``._*``, ``.DS_Store``) skipped."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in suffixes and not is_hidden(p))
+
+
+def list_folders(folder):
+    """Sub-folder names of ``folder``, sorted; hidden ones skipped."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not is_hidden(p))

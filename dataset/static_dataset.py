@@ -15,12 +15,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+
+from util.image_files import is_hidden
 
 from .augment import (IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix,
                       random_grayscale)
 from .clip import make_clip
-from .folders import DatasetFolderError, read_rgb, require_folder
+from .folders import DatasetFolderError, list_folders, read_rgb, require_folder
 from .sampler import sample_rng
 from .tps import random_tps_warp
 
@@ -36,6 +37,8 @@ def find_image_mask_pairs(folder):
     folder = require_folder(folder, "static image", STATIC_LAYOUT)
     pairs = []
     for mask in sorted(folder.rglob("*.png")):
+        if any(is_hidden(part) for part in mask.relative_to(folder).parts):
+            continue  # ._* and .DS_Store files, hidden folders
         for suffix in (".jpg", ".jpeg", ".JPG", ".bmp"):
             image = mask.with_suffix(suffix)
             if image.exists():
@@ -52,7 +55,7 @@ def static_sets(root):
 
     A ``root`` that directly holds image/mask pairs (and no sub-folders) is one set."""
     root = require_folder(root, "static image", "one sub-folder per image set")
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
+    subfolders = [root / name for name in list_folders(root)]
     if not subfolders:
         return [(root, 1)]
     return [(p, HIGH_QUALITY_REPEAT if p.name.upper().startswith(HIGH_QUALITY_SETS) else 1)
@@ -83,8 +86,7 @@ class StaticImageDataset:
     def _read(self, index):
         image_path, mask_path = self.items[index]
         image = read_rgb(image_path)
-        with Image.open(mask_path) as m:
-            mask = (np.asarray(m.convert("L")) > 127).astype(np.uint8)
+        mask = (read_rgb(mask_path, "L") > 127).astype(np.uint8)
         if mask.shape != image.shape[:2]:
             raise DatasetFolderError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
                                      f"{image_path} is {image.shape[1]}x{image.shape[0]}")

@@ -18,8 +18,9 @@ import cv2
 
 from util.palette import LabelImageError, davis_palette, read_label_png
 
-from .benchmark_readers import (BenchmarkLayoutError, Video, _check_annotation_sizes, _frame_files,
-                                first_appearance_masks, read_rgb)
+from .benchmark_readers import (BenchmarkLayoutError, Video, _annotation_files, _check_annotation_sizes,
+                                _frame_files, first_appearance_masks, read_rgb)
+from .folders import list_folders
 
 
 class FolderVideo(Video):
@@ -46,14 +47,14 @@ class FolderVideos:
         if not self.frame_root.is_dir():
             raise BenchmarkLayoutError(f"{self.frame_root}: folder is missing; --data_path should hold "
                                        f"JPEGImages/<video>/ (frames) and Annotations/<video>/ (masks)")
-        self.videos = sorted(p.name for p in self.frame_root.iterdir() if p.is_dir())
+        self.videos = list_folders(self.frame_root)  # hidden folders skipped
         if not self.videos:
             raise BenchmarkLayoutError(f"{self.frame_root}: holds no video folders")
 
     def video(self, name):
         frames = _frame_files(self.frame_root / name)
         annotation_dir = self.annotation_root / name
-        annotations = {p.stem: p for p in sorted(annotation_dir.glob("*.png"))} if annotation_dir.is_dir() else {}
+        annotations = _annotation_files(annotation_dir)
         if not annotations:
             raise BenchmarkLayoutError(f"{annotation_dir}: video {name} has no annotation PNGs; give each object's "
                                        f"mask as <frame>.png for the frame where it first appears")

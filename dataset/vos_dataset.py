@@ -26,7 +26,7 @@ from util.palette import LabelImageError, read_label_png
 from .augment import (color_jitter, random_affine_matrix, random_grayscale,
                       random_resized_crop_box, warp_affine)
 from .clip import make_clip, target_labels
-from .folders import DatasetFolderError, list_frames, read_rgb, require_folder
+from .folders import DatasetFolderError, list_folders, list_frames, read_rgb, require_folder
 from .sampler import sample_rng
 
 __all__ = ["VOSTrainDataset", "ConcatSamples", "sample_frame_indices", "bl30k_dataset",
@@ -79,7 +79,7 @@ class VOSTrainDataset:
         self.videos = self._scan(videos, name)
 
     def _scan(self, wanted, name):
-        names = sorted(p.name for p in self.image_root.iterdir() if p.is_dir())
+        names = list_folders(self.image_root)
         if wanted is not None:
             missing = sorted(set(wanted) - set(names))
             if missing:

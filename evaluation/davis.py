@@ -6,6 +6,8 @@
 Protocol (``../shared/reference/METRICS.md``): ground-truth annotations sorted by name, the first and
 last frame of each sequence excluded; K = the largest label of frame 0 (void 255 counts as
 background); a predicted label above K is an error; a label never predicted scores as an empty mask.
+Ids need not be consecutive: every id 1..K is an object row, and on a frame where neither the ground
+truth nor the result holds an id it scores J = F = 1 (the printed table says so in a footnote).
 Each object is one row ``<sequence>_<k>``; the global table averages over objects, not sequences.
 ``year=2016`` merges every object (any non-zero label, 255 included) into one, for both sides.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.benchmark_readers import DavisReader
+from dataset.folders import list_frames
 from util.palette import LabelImageError, read_label_png
 
 from .metrics import VOID_LABEL, FrameScorer, object_statistics
@@ -35,6 +38,7 @@ class ObjectScores:
     name: str
     j: np.ndarray
     f: np.ndarray
+    absent_frames: int = 0  # frames where neither ground truth nor result holds the object (scored 1)
 
     def statistics(self):
         """{'J-Mean', 'J-Recall', 'J-Decay', 'F-Mean', 'F-Recall', 'F-Decay'} of this object."""
@@ -86,7 +90,7 @@ def score_sequence(name, gt_paths, result_folder, merge_objects=False):
     first = _ground_truth(read_labels(gt_paths[0], "ground truth"), merge_objects)
     num_objects = int(first.max(initial=0))
     scorer = FrameScorer(num_objects, *first.shape)
-    j_rows, f_rows = [], []
+    j_rows, f_rows, absent = [], [], np.zeros(num_objects, np.int64)
     for gt_path in gt_paths[1:-1]:
         gt = _ground_truth(read_labels(gt_path, "ground truth"), merge_objects)
         result_path = result_folder / (Path(gt_path).stem + ".png")
@@ -106,8 +110,9 @@ def score_sequence(name, gt_paths, result_folder, merge_objects=False):
         j, f = scorer(gt, pred)
         j_rows.append(j)
         f_rows.append(f)
+        absent += scorer.absent
     j_all, f_all = np.array(j_rows).T, np.array(f_rows).T
-    return [ObjectScores(f"{name}_{k + 1}", j_all[k], f_all[k]) for k in range(num_objects)]
+    return [ObjectScores(f"{name}_{k + 1}", j_all[k], f_all[k], int(absent[k])) for k in range(num_objects)]
 
 
 def _ground_truth(labels, merge_objects):
@@ -127,17 +132,18 @@ def evaluate_davis(results, davis_root, split="val", year=2017, resolution="480p
     first, so a failed evaluation never leaves a stale table that looks current.
     """
     from .tables import davis_csv_paths, remove_files
-    remove_files(davis_csv_paths(results, split, year))  # never leave an old table next to new results
     reader = DavisReader(davis_root, split=split, year=year, resolution=resolution)
     names = reader.sequences if sequences is None else list(sequences)
     jobs = []
     for name in names:
         gt_dir = reader.annotation_root / name
-        gt_paths = sorted(gt_dir.glob("*.png")) if gt_dir.is_dir() else []
+        gt_paths = list_frames(gt_dir, (".png",)) if gt_dir.is_dir() else []
         if not gt_paths:
             raise EvaluationError(f"{gt_dir}: ground truth of sequence {name} (listed in "
                                   f"{reader.image_set}) is missing")
         jobs.append((name, gt_paths, Path(results) / name))
+    # the inputs are there: from now on an old table would no longer describe this folder
+    remove_files(davis_csv_paths(results, split, year))
     return evaluate_sequences(jobs, merge_objects=(int(year) == 2016), workers=workers)
 
 

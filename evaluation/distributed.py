@@ -9,23 +9,32 @@ count: longest video first, each to the rank with the fewest frames so far (ties
 Ranks exchange only small Python objects, over NCCL on GPUs and gloo on CPUs; the output folder must
 be one folder all ranks see (a shared file system across nodes).
 
+Only rank 0 claims the output folder (``evaluation.output_dir.claim_output``: lock, earlier results
+removed, eval_config.json); the other ranks hold a ``RankOutput`` and start writing after the barrier
+that follows rank 0's ``start``. Rank 0 records the other ranks' videos once they report them written.
+
 A failing rank prints ``error: video NAME (rank r of N): ...`` and exits non-zero; torchrun then
-stops the other ranks with SIGTERM, which ``session`` turns into an exception so that their
-unfinished video folders are removed on the way out, and the run ends with a non-zero status.
+stops the other ranks with SIGTERM, which ``util.interrupts.raise_on_signals`` (held by every rank
+within ``claim``) turns into an exception so that their unfinished video folders are removed on the
+way out, and the run ends with a non-zero status.
 A plain ``python eval_davis.py`` is a world of one process: no process group, nothing changes.
 
-The eval scripts use this through ``evaluation.runner`` (``start_run``, ``segment_videos``,
-``is_main_process``; ``barrier(current())``); ``session`` wraps a script's ``run`` in ``runner.run_script``.
+The eval scripts use this through ``evaluation.runner`` (``claim_run_output``, ``start_run``,
+``segment_videos``, ``is_main_process``); ``session`` wraps a script's ``run`` in ``runner.run_script``.
 """
 import argparse
 import contextlib
 import os
-import signal
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from util.interrupts import raise_on_signals
+from util.palette import publish_directory
 from util.train_distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
+
+from .output_dir import claim_output
 
 # Ranks wait for each other twice: for rank 0's set-up and, at the end, for the slowest rank's last
 # video. A rank that dies is torchrun's to detect, so the collectives may wait long.
@@ -33,10 +42,6 @@ EVAL_TIMEOUT_MINUTES = 12 * 60
 
 _SINGLE = DistributedContext()
 _current = _SINGLE
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (torchrun stopping this rank because another one failed) raised as an exception."""
 
 
 def current():
@@ -93,26 +98,52 @@ def rank_device(device, context=None):
 def session(device=None):
     """Join torchrun's process group when launched by it (``WORLD_SIZE`` set), for the block."""
     global _current
-    device_type = _device_type(device)
-    if "WORLD_SIZE" not in os.environ:   # a plain run
+    if "WORLD_SIZE" not in os.environ:   # a plain run: runner.resolve_device checks --device
         yield _SINGLE
         return
+    device_type = _device_type(device)
     try:
         context = init_distributed(device_type, timeout_minutes=EVAL_TIMEOUT_MINUTES)
     except RuntimeError as error:        # e.g. --device cuda without a GPU
         raise argparse.ArgumentTypeError(str(error)) from None
-
-    def terminate(signum, frame):
-        raise Terminated(f"rank {context.rank} stopped by torchrun (another rank failed)")
-
-    previous = signal.signal(signal.SIGTERM, terminate)
     _current = context
     try:
         yield context
     finally:
         _current = _SINGLE
-        signal.signal(signal.SIGTERM, previous)
         shutdown_distributed()
+
+
+class RankOutput:
+    """The output folder as a rank other than 0 holds it: rank 0 claimed and started it; this rank only
+    publishes its videos' folders (rank 0 records them as written after the final ``gather``)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def start(self, config):
+        pass
+
+    def publish(self, final, video=None):
+        return publish_directory(final)
+
+    def video_done(self, *names):
+        pass
+
+    def finish(self, **extra):
+        pass
+
+
+@contextlib.contextmanager
+def claim(path):
+    """``claim_output(path)`` on rank 0 (the only rank of a plain run); a ``RankOutput`` elsewhere, where
+    SIGINT/SIGTERM raise too so that unfinished folders are removed."""
+    if _current.is_main:
+        with claim_output(path) as out:
+            yield out
+    else:
+        with raise_on_signals():
+            yield RankOutput(path)
 
 
 def gather(value, context=None):

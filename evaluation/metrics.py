@@ -85,12 +85,16 @@ class FrameScorer:
         self.kernel = disk(boundary_tolerance(height, width))
 
     def __call__(self, gt_labels, pred_labels):
-        """(J, F): float64 arrays, one entry per object, for two HxW label maps (0 = background)."""
+        """(J, F): float64 arrays, one entry per object, for two HxW label maps (0 = background).
+
+        ``self.absent`` then tells, per object, whether neither map held it (scored J = F = 1)."""
         j_scores, f_scores = np.ones(len(self.labels)), np.ones(len(self.labels))
+        self.absent = np.zeros(len(self.labels), bool)
         height, width = self.shape
         for index, label in enumerate(self.labels):
             gt_box, pred_box = _bounding_box(gt_labels, label), _bounding_box(pred_labels, label)
             if gt_box is None and pred_box is None:
+                self.absent[index] = True
                 continue  # both empty: J = F = 1
             box = _union_box(gt_box, pred_box, margin=1, height=height, width=width)
             gt_mask = gt_labels[box] == label

@@ -1,9 +1,13 @@
 """What eval_davis.py and eval_youtube.py share: flags, network/policy set-up, mask writing, timing.
 
 Each video's outputs are written into a temporary folder that is renamed into place only when the
-video is complete; a failing video stops the run with ``VideoFailed`` naming it. Under ``torchrun``
-the videos are split over the processes (``evaluation.distributed``): scripts score and write tables
-only where ``is_main_process()``.
+video is complete; a failing video stops the run with ``VideoFailed`` naming it. A run owns its
+output folder through ``claim_run_output`` (``evaluation.output_dir.claim_output``: lock, removal of an
+earlier run's tables and leftovers, eval_config.json with the run's status); ``validate_flags`` checks
+every shared flag before the model is loaded or anything is written, and ``check_policy`` the policy
+against the loaded network once. Under ``torchrun`` the videos are split over the processes
+(``evaluation.distributed``): only rank 0 claims the folder, and scripts score and write tables only
+where ``is_main_process()``.
 
 Memory options, later ones winning: the policy's own defaults; its preset for the benchmark (a
 policy class may define ``PRESETS = {"davis": {...}, "youtube": {...}}``, e.g. RDE's top-k and
@@ -13,10 +17,7 @@ theta per benchmark); ``--memory_option KEY=VALUE``; the published flags ``--top
 import argparse
 import ast
 import inspect
-import json
-import platform
 import re
-import signal
 import sys
 import time
 import traceback
@@ -25,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from util import cpu_allocator
+from util.cli import ArgumentParser  # noqa: F401  (the eval scripts' parser)
+from util.interrupts import Interrupted
 from util.palette import atomic_file, write_label_png
 
 from . import distributed
+from .distributed import claim as claim_run_output  # noqa: F401  (the scripts' output folder)
 from .distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
-
-CONFIG_NAME = "eval_config.json"
+from .output_dir import CONFIG_NAME, check_output_path
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
 FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cpu"}   # named in precision errors
 
@@ -76,7 +79,25 @@ def add_common_flags(parser):
     parser.add_argument("--save_scores", action="store_true",
                         help="also save the soft outputs: scores/<video>/<frame>.npz (float16, channels = "
                              "background then object ids)")
+    add_strict_flag(parser)
     return parser
+
+
+def add_strict_flag(parser):
+    parser.add_argument("--strict", action="store_true",
+                        help="treat gaps in the data (frame numbering gaps, videos missing from meta.json, "
+                             "missing ground truth that turns scoring off) as errors instead of warnings")
+
+
+def validate_flags(args):
+    """Every shared flag checked before the model is loaded or anything is written (ArgumentTypeError)."""
+    for flag, value in (("--top", args.top), ("--mem_every", args.mem_every)):
+        if value is not None and value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {value}")
+    check_output_path(args.output)
+    options = policy_options(args)
+    resolve_device(args.device, args.amp, getattr(args, "precision", "float32"))
+    return options
 
 
 def _parse_value(text):
@@ -122,7 +143,37 @@ def policy_options(args, benchmark=None):
     if unknown:
         raise argparse.ArgumentTypeError(f"memory policy {args.memory!r} has no option {unknown[0]!r}; it takes "
                                          f"{[k for k in accepted if k not in ('self', 'network')]}")
+    for key, value in options.items():
+        _check_option_type(args.memory, key, value, accepted.get(key))
     return options
+
+
+def _check_option_type(memory, key, value, parameter):
+    """A number or switch option given something else (e.g. text) is refused before the model loads;
+    None stays allowed (some policies read it as "unset"), other kinds are checked by the policy."""
+    default = inspect.Parameter.empty if parameter is None else parameter.default
+    if value is None or not isinstance(default, (bool, int, float)):
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    else:
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    if not ok:
+        raise argparse.ArgumentTypeError(f"--memory_option {key}={value!r}: memory policy {memory!r} expects "
+                                         f"{kind} like its default {default!r}")
+
+
+def check_policy(args, network, options):
+    """Build the memory policy once on the loaded network: an option value or a network the policy
+    cannot use is one error naming the flags, not a failure of the first video."""
+    from inference.policy import make_policy
+    try:
+        make_policy(args.memory, network, **options)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"--memory {args.memory} with options {options} on the network of "
+                                         f"--model {args.model} ({type(network).__name__}): {error}") from None
 
 
 def resolved_policy_options(args, options):
@@ -136,14 +187,29 @@ def resolved_policy_options(args, options):
 
 def resolve_device(device, amp=False, precision="float32"):
     """The torch device to run on (default: cuda when available; under torchrun the GPU of the
-    process's LOCAL_RANK); --amp needs CUDA, --precision bfloat16 the CPU, and the two exclude each other."""
+    process's LOCAL_RANK); a device this machine lacks is an ArgumentTypeError naming --device; --amp
+    needs CUDA, --precision bfloat16 the CPU, and the two exclude each other."""
     import torch
     from inference.precision import check_precision
-    resolved = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
+    if device:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"--device {device!r} is not a torch device ({error})") from None
+    else:
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:  # first: its message says which device the precision flags need
         check_precision(precision, resolved, amp, names=FLAG_NAMES)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise argparse.ArgumentTypeError(f"--device {device}: this machine has {count} CUDA device(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"--device {device}: MPS is not available on this machine")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"--device {device}: only cpu, cuda[:N] and mps are supported")
     return distributed.rank_device(resolved)
 
 
@@ -156,16 +222,6 @@ def load_model(path, device):
     return load_network(path, device=device)
 
 
-def write_config(output, config):
-    """``<output>/eval_config.json``: the resolved configuration of this run."""
-    import torch
-    config = {**config, "python": platform.python_version(), "torch": torch.__version__}
-    path = Path(output) / CONFIG_NAME
-    with atomic_file(path) as temporary:
-        temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
-    return path
-
-
 def tune_allocator(args):
     """Apply the CPU allocator tuning unless --no_malloc_tuning; returns what happened, for the config."""
     if args.no_malloc_tuning:
@@ -174,9 +230,10 @@ def tune_allocator(args):
     return "on" if applied else f"unavailable: {reason}"
 
 
-def start_run(args, config, device):
-    """Tune the allocator, print and save the run's configuration (rank 0), and load the network.
-    Under torchrun the other ranks start writing only once rank 0 has prepared the output folder."""
+def start_run(args, config, device, out, options):
+    """Tune the allocator, print the run's configuration (rank 0), load the network and check the policy
+    on it, then start the claimed output folder ``out`` (earlier results go, eval_config.json is written).
+    Under torchrun the other ranks start writing only once rank 0 has started the folder."""
     import torch
     context = distributed.current()
     config = {**config, "malloc_tuning": tune_allocator(args), "processes": context.world_size}
@@ -187,19 +244,20 @@ def start_run(args, config, device):
     if context.is_main:
         print_config(config)
     network = load_model(args.model, device)
-    if context.is_main:
-        Path(args.output).mkdir(parents=True, exist_ok=True)
-        write_config(args.output, config)
+    check_policy(args, network, options)
+    out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
     distributed.barrier(context)
+    return network
     return network
 
 
-def segment_videos(videos, device, segment_one):
+def segment_videos(videos, device, segment_one, out):
     """``segment_one(video, frames)`` for every video of this process's share (all of them without
     torchrun), where ``frames`` streams the video's frames and advances a per-frame progress bar (long
-    videos show progress, not only finished videos); then, on rank 0 once every rank is done, the line
-    with total frames, time and FPS (aggregate over the ranks). A failing video stops the run as
-    ``VideoFailed`` naming it (and its rank under torchrun)."""
+    videos show progress, not only finished videos); then, on rank 0 once every rank is done, the other
+    ranks' videos are recorded as written in the claimed folder ``out`` (rank 0's own are recorded as
+    published) and the line with total frames, time and FPS (aggregate over the ranks) is printed. A
+    failing video stops the run as ``VideoFailed`` naming it (and its rank under torchrun)."""
     from tqdm import tqdm
     context = distributed.current()
     share = distributed.my_share(videos, context)
@@ -215,9 +273,12 @@ def segment_videos(videos, device, segment_one):
             except Exception as error:
                 raise VideoFailed(video.name + distributed.describe_rank(context), error) from error
             timer.frames += frames.count
-    timers = distributed.gather(timer.totals(), context)
+    reports = distributed.gather((timer.totals(), [video.name for video in share]), context)
     if context.is_main:
-        print(summary_line(timers, context.world_size))
+        others = [name for rank, (_, names) in enumerate(reports) if rank != context.rank for name in names]
+        if others:
+            out.video_done(*others)
+        print(summary_line([totals for totals, _ in reports], context.world_size))
 
 
 class FrameProgress:
@@ -319,23 +380,26 @@ def summary_line(totals, processes=1):
 def report_failure(error):
     """The message printed when a run stops; unexpected errors keep their traceback."""
     cause = error.error if isinstance(error, VideoFailed) else error
-    if not isinstance(cause, (ValueError, OSError, KeyError)):
+    if not isinstance(cause, (ValueError, OSError, KeyError, argparse.ArgumentTypeError)):
         traceback.print_exception(type(cause), cause, cause.__traceback__)
     return f"error: {error}"
 
 
 def run_script(build_parser, run, argv=None):
-    """An eval script's main: parse, run, and end an input problem with one "error: ..." line."""
-    from dataset.benchmark_readers import BenchmarkLayoutError
-    from evaluation.davis import EvaluationError
+    """An eval script's main: parse, run, and end an input problem with one "error: ..." line; SIGINT and
+    SIGTERM end it with "error: interrupted ..." and the exit status 128 + signal number."""
     args = build_parser().parse_args(argv)
+    context = None
     try:
-        with distributed.session(args.device):
+        with distributed.session(getattr(args, "device", None)) as context:  # scripts/evaluate.py has none
             run(args)
-    except (BenchmarkLayoutError, EvaluationError, argparse.ArgumentTypeError, VideoFailed,
-            ValueError) as error:  # ValueError: e.g. model.CheckpointError naming the file
+    except (argparse.ArgumentTypeError, VideoFailed, ValueError, OSError) as error:
+        # ValueError: the layout, evaluation, checkpoint, output-folder and gap errors naming the file
         sys.exit(report_failure(error))
-    except distributed.Terminated as stop:  # the failing rank has said why
-        print(stop, file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)
+    except KeyboardInterrupt as error:
+        status = error.exit_status if isinstance(error, Interrupted) else 130
+        print(f"error: {error or 'interrupted'}{distributed.describe_rank(context)}; "
+              f"{getattr(args, 'output', None) or 'the output'} keeps only "
+              f"the videos finished so far (see {CONFIG_NAME})", file=sys.stderr, flush=True)
+        sys.exit(status)
     return 0

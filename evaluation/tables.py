@@ -52,9 +52,23 @@ def aligned_text(columns, rows, decimals):
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in cells)
 
 
+def absent_footnote(objects, limit=5):
+    """A footnote when any object was absent from both ground truth and result on some frame: the DAVIS
+    rule scores those frames J = F = 1. ``objects``: anything with ``name`` and ``absent_frames``."""
+    absent = [o for o in objects if o.absent_frames]
+    if not absent:
+        return ""
+    named = ", ".join(f"{o.name} ({o.absent_frames})" for o in absent[:limit])
+    more = f" and {len(absent) - limit} more" if len(absent) > limit else ""
+    return (f"* absent ids: {named}{more} frame(s) where neither the ground truth nor the result holds the "
+            f"object; the DAVIS rule scores such frames J = F = 1 (ids absent from the first frame are "
+            f"objects too when a higher id is present)\n")
+
+
 def format_table(table, split="val", decimals=TOOLKIT_DECIMALS):
-    """The global table and the per-object table as printable text."""
+    """The global table and the per-object table as printable text (with the absent-id footnote)."""
     return (f"--------------------------- Global results for {split} ---------------------------\n"
             f"{aligned_text(GLOBAL_COLUMNS, [table.global_row()], decimals)}\n\n"
             f"---------- Per sequence results for {split} ----------\n"
-            f"{aligned_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals)}\n")
+            f"{aligned_text(SEQUENCE_COLUMNS, table.sequence_rows(), decimals)}\n"
+            f"{absent_footnote(table.objects)}")

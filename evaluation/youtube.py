@@ -8,17 +8,18 @@ of those of the four that exist. Ground truth: ``<root>/<split>_gt/Annotations/<
 which only synthetic sets ship. Results: ``<results>/Annotations/<video>/<frame>.png`` or
 ``<results>/<video>/<frame>.png``.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dataset.benchmark_readers import BenchmarkLayoutError, read_youtube_meta
+from dataset.folders import list_frames
 from util.palette import atomic_file
 
 from .davis import EvaluationError, read_labels
 from .metrics import FrameScorer
-from .tables import TOOLKIT_DECIMALS, aligned_text, csv_text, remove_files
+from .tables import TOOLKIT_DECIMALS, absent_footnote, aligned_text, csv_text, remove_files
 
 YOUTUBE_COLUMNS = ("Overall", "J-Seen", "F-Seen", "J-Unseen", "F-Unseen")
 OBJECT_COLUMNS = ("Object", "Seen", "J-Mean", "F-Mean")
@@ -30,6 +31,7 @@ class YouTubeObject:
     seen: bool
     j: np.ndarray
     f: np.ndarray
+    absent_frames: int = 0  # frames where neither ground truth nor result holds the object (scored 1)
 
 
 @dataclass
@@ -54,19 +56,16 @@ class YouTubeTable:
 
 def _load_meta(path):
     try:
-        return json.loads(Path(path).read_text())["videos"]
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: meta.json is missing") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise EvaluationError(f"{path}: not a YouTubeVOS meta file ({error})") from None
+        return read_youtube_meta(path)
+    except BenchmarkLayoutError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def _seen_categories(root):
     train_meta = Path(root) / "train" / "meta.json"
     if not train_meta.is_file():
         return None
-    return {info.get("category") for video in _load_meta(train_meta).values()
-            for info in video.get("objects", {}).values()}
+    return {info["category"] for objects in _load_meta(train_meta).values() for info in objects.values()}
 
 
 def evaluate_youtube(results, yv_root, split="valid"):
@@ -83,17 +82,18 @@ def evaluate_youtube(results, yv_root, split="valid"):
     seen_categories = _seen_categories(root)
     objects = []
     for video in sorted(meta):
-        objects.extend(_score_video(video, meta[video].get("objects", {}), gt_root / video,
+        objects.extend(_score_video(video, meta[video], gt_root / video,
                                     result_root / video, seen_categories))
     return YouTubeTable(objects)
 
 
 def _score_video(video, meta_objects, gt_dir, result_dir, seen_categories):
-    first = {int(k): info["frames"][0] for k, info in meta_objects.items() if info.get("frames")}
-    gt_paths = sorted(gt_dir.glob("*.png"))
+    first = {obj_id: info["frames"][0] for obj_id, info in meta_objects.items() if info["frames"]}
+    gt_paths = list_frames(gt_dir, (".png",)) if gt_dir.is_dir() else []
     if not gt_paths:
         raise EvaluationError(f"{gt_dir}: ground truth of video {video} is missing")
     scores = {obj: ([], []) for obj in first}
+    absent = {obj: 0 for obj in first}
     scorers = {}
     for gt_path in gt_paths:
         active = sorted(obj for obj, frame in first.items() if gt_path.stem > frame)
@@ -110,17 +110,18 @@ def _score_video(video, meta_objects, gt_dir, result_dir, seen_categories):
         if key not in scorers:
             scorers[key] = FrameScorer(0, *gt.shape, labels=active)
         j, f = scorers[key](gt, pred)
-        for obj, j_value, f_value in zip(active, j, f):
+        for obj, j_value, f_value, missing in zip(active, j, f, scorers[key].absent):
             scores[obj][0].append(j_value)
             scores[obj][1].append(f_value)
+            absent[obj] += int(missing)
     out = []
     for obj in sorted(scores):
         j_values, f_values = scores[obj]
         if not j_values:
             continue  # given on the last annotated frame: nothing to score
-        category = meta_objects[str(obj)].get("category")
+        category = meta_objects[obj]["category"]
         seen = seen_categories is None or category in seen_categories
-        out.append(YouTubeObject(f"{video}_{obj}", seen, np.array(j_values), np.array(f_values)))
+        out.append(YouTubeObject(f"{video}_{obj}", seen, np.array(j_values), np.array(f_values), absent[obj]))
     return out
 
 
@@ -142,4 +143,5 @@ def write_youtube_csvs(table, folder, split="valid", decimals=TOOLKIT_DECIMALS):
 def format_youtube_table(table, split="valid", decimals=TOOLKIT_DECIMALS):
     return (f"----------------- YouTubeVOS-style results for {split} -----------------\n"
             f"{aligned_text(YOUTUBE_COLUMNS, [table.global_row()], decimals)}\n\n"
-            f"{aligned_text(OBJECT_COLUMNS, table.object_rows(), decimals)}\n")
+            f"{aligned_text(OBJECT_COLUMNS, table.object_rows(), decimals)}\n"
+            f"{absent_footnote(table.objects)}")

@@ -2,9 +2,12 @@
 
 Every legacy conversion lives here, once: the DDP ``module.`` prefix, full training states that hold
 the network under a key, and stage-0 (single-object) files whose value encoder takes 4 input channels.
+A file that is neither of torch.save's formats (zip archive, legacy pickle) is "not a PyTorch
+checkpoint"; weights holding NaN or Inf fail loading naming the first such tensor.
 """
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -44,11 +47,27 @@ def architecture_of(state_dict):
     return fallback[0]
 
 
+PICKLE_PROTOCOL_OPCODE = b"\x80"  # the first byte of a protocol-2+ pickle (torch's legacy format)
+
+
+def _is_torch_file(path):
+    """Whether ``path`` has one of torch.save's formats: a zip archive, or a pickle (legacy)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(1) == PICKLE_PROTOCOL_OPCODE
+
+
 def read_checkpoint(path):
     """torch.load(weights_only=True) with one clear error for anything that is not a checkpoint."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if not _is_torch_file(path):
+        with open(path, "rb") as handle:
+            start = handle.read(16)
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts "
+                              f"with {start!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -76,7 +95,19 @@ def extract_state_dict(obj, source="state dict"):
             raise CheckpointError(f"{source}: holds no network weights (expected a state dict or a "
                                   f"training state with one of {NETWORK_KEYS}; found {found})")
         obj = inner
-    return strip_prefix(dict(obj))
+    state_dict = strip_prefix(dict(obj))
+    check_finite(state_dict, source)
+    return state_dict
+
+
+def check_finite(state_dict, source="state dict"):
+    """CheckpointError naming the first floating-point tensor that holds NaN or Inf."""
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(f"{source}: tensor {key} holds {bad} NaN/Inf value(s) of {tensor.numel()}; "
+                                      f"these weights are unusable (did the training diverge?)")
 
 
 def strip_prefix(state_dict, prefix="module."):

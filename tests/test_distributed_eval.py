@@ -98,7 +98,9 @@ def test_two_ranks_write_the_masks_of_a_plain_run_and_rank_0_scores_once(setup, 
     assert done.stdout.count("Processed 12 frames of 3 videos on 2 processes") == 1, done.stdout
     assert "FPS (aggregate)" in done.stdout
     assert done.stdout.count("J&F-Mean") == 1                       # one table, from rank 0
-    assert json.loads((tmp_path / "two" / "eval_config.json").read_text())["processes"] == 2
+    record = json.loads((tmp_path / "two" / "eval_config.json").read_text())
+    assert record["processes"] == 2 and record["status"] == "complete"
+    assert sorted(record["videos_written"]) == sorted(VIDEO_LENGTHS)   # rank 1's videos recorded by rank 0
     assert (tmp_path / "two" / "global_results-val.csv").exists()
 
     plain = launch("eval_davis.py", flags + ["--output", tmp_path / "one"], tmp_path)
@@ -111,11 +113,12 @@ def test_two_ranks_write_the_masks_of_a_plain_run_and_rank_0_scores_once(setup, 
     assert not [p for p in (tmp_path / "two").rglob(".*")]
 
 
-def test_a_failing_rank_names_its_video_and_stops_the_run(setup, tmp_path):
+@pytest.mark.parametrize("failing_rank", [1, 0])   # 0: the claiming rank fails, rank 1 is stopped by SIGTERM
+def test_a_failing_rank_names_its_video_and_stops_the_run(setup, tmp_path, failing_rank):
     davis, checkpoint = setup
     names = sorted(VIDEO_LENGTHS)
     shares = distributed.split_by_length([VIDEO_LENGTHS[n] for n in names], 2)
-    broken = names[shares[1][0]]                                     # rank 1's first video
+    broken = names[shares[failing_rank][0]]                          # that rank's first video
     data = tmp_path / "data"
     subprocess.run(["cp", "-r", str(davis), str(data)], check=True)
     (data / "trainval" / "JPEGImages" / "480p" / broken / "00001.jpg").write_bytes(b"not a jpeg")
@@ -123,7 +126,9 @@ def test_a_failing_rank_names_its_video_and_stops_the_run(setup, tmp_path):
     done = launch("eval_davis.py", ["--model", checkpoint, "--davis_path", data, "--device", "cpu",
                                     "--output", output], tmp_path, processes=2)
     assert done.returncode != 0
-    assert f"error: video {broken} (rank 1 of 2)" in done.stderr, done.stderr[-3000:]
+    assert f"error: video {broken} (rank {failing_rank} of 2)" in done.stderr, done.stderr[-3000:]
     assert not (output / broken).exists()
     assert not [p for p in output.rglob(".*")]                       # no half-written folder anywhere
     assert not (output / "global_results-val.csv").exists()
+    record = json.loads((output / "eval_config.json").read_text())   # rank 0 claimed the folder
+    assert record["status"] in ("interrupted", "failed") and broken not in record["videos_written"]

@@ -349,3 +349,227 @@ def test_youtube_short_side_defaults_to_480p_unless_the_policy_resizes_itself():
     assert resolve_short_side(args, {"work_size": "youtube"}) == 0   # SWEM resizes frames itself
     explicit = build_parser().parse_args(["--model", "m.pth", "--output", "o", "--short_side", "360"])
     assert resolve_short_side(explicit, {"work_size": "youtube"}) == 360
+
+
+# ---------------------------------------------------------------- output folders that never lie (issue 14)
+def visible_names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_a_truthful_folder_and_a_rerun_completes_it(tmp_path, checkpoint, capsys):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from evaluation.output_dir import LOCK_NAME
+    root = tmp_path / "data"
+    write_synthetic_davis(root, seed=7, num_train=0, num_val=3, num_test_dev=0, length=3, height=HEIGHT,
+                          width=WIDTH, max_objects=1)
+    videos = [f"val-shapes-0{i}" for i in range(3)]
+    output = tmp_path / "out"
+    output.mkdir()
+    for name in ("global_results-val.csv", "per-sequence_results-val.csv", "eval_config.json"):
+        (output / name).write_text("an earlier model's result\n")
+    command = [sys.executable, str(REPO / "eval_davis.py"), *map(str, davis_args(root, output, checkpoint)),
+               "--device", "cpu", "--no_malloc_tuning"]
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        deadline = time.monotonic() + 300
+        while run.poll() is None and time.monotonic() < deadline and not any((output / v).is_dir() for v in videos):
+            time.sleep(0.01)
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(timeout=300)  # the signal is handled once the running torch operation returns
+        except subprocess.TimeoutExpired:
+            run.kill()
+            pytest.fail(f"the run did not end after SIGTERM; its stderr:\n{log.read_text()}")
+    err = log.read_text()
+    assert run.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted by SIGTERM;") and "Traceback" not in err
+    record = json.loads((output / "eval_config.json").read_text())
+    assert record["status"] == "interrupted" and 1 <= len(record["videos_written"]) < len(videos)
+    assert visible_names(output) == sorted(["eval_config.json", *record["videos_written"]])  # no CSV, lock, .partial
+    for video in record["videos_written"]:
+        assert visible_names(output / video) == [f"0000{t}.png" for t in range(3)]
+
+    # what a SIGKILL leaves: a half-written video folder, a temporary file and the dead process's lock
+    (output / ".val-shapes-02.k1ll3d.partial").mkdir()
+    (output / ".eval_config.json.x7.tmp").write_text("{")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    (output / LOCK_NAME).write_text(json.dumps({"pid": child.pid, "host": __import__("socket").gethostname()}))
+    capsys.readouterr()
+    assert run_script(eval_davis, [*davis_args(root, output, checkpoint), "--no_malloc_tuning"]) is None
+    assert f"taking over the lock of process {child.pid}" in capsys.readouterr().err
+    record = json.loads((output / "eval_config.json").read_text())
+    assert record["status"] == "complete" and record["videos_written"] == videos
+    assert record["derived_files"] == ["global_results-val.csv", "per-sequence_results-val.csv"]
+    assert visible_names(output) == sorted(["eval_config.json", "global_results-val.csv",
+                                            "per-sequence_results-val.csv", *videos])
+    assert (output / "global_results-val.csv").read_text().startswith("J&F-Mean")
+
+
+def test_a_rerun_that_does_not_score_removes_the_earlier_tables_and_zip(youtube_set, davis_set, tmp_path,
+                                                                        checkpoint):
+    output = tmp_path / "out"
+    output.mkdir()
+    for name in ("global_results-testdev.csv", "global_results-val.csv", "valid_submission.zip"):
+        (output / name).write_text("an earlier model's result\n")
+    assert run_script(eval_davis, [*davis_args(davis_set, output, checkpoint), "--split", "testdev"]) is None
+    assert visible_names(output) == ["eval_config.json", "testdev-shapes-00"]
+
+    # a YouTubeVOS run that fails on its second video keeps no old zip or table beside new masks
+    root = copy_of(youtube_set, tmp_path)
+    for name in ("valid_submission.zip", "youtube_results-valid.csv"):
+        (output / name).write_text("an earlier model's result\n")
+    broken = root / "all_frames" / "valid_all_frames" / "JPEGImages" / "valid001shapes" / "00003.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated: found only when the video is decoded
+    message = run_script(eval_youtube, ["--model", checkpoint, "--yv_path", root, "--output", output,
+                                        "--short_side", "0"])
+    assert message.startswith("error: video valid001shapes:") and "00003.jpg: not a readable image" in message
+    record = json.loads((output / "eval_config.json").read_text())
+    assert (record["status"], record["videos_written"]) == ("failed", ["valid000shapes"])
+    assert visible_names(output) == ["Annotations", "eval_config.json", "testdev-shapes-00"]
+
+
+def test_published_files_are_readable_by_collaborators(davis_set, tmp_path, checkpoint):
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        assert run_script(eval_davis, [*davis_args(davis_set, tmp_path / "out", checkpoint), "--save_scores"]) is None
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "out").rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--top", "0"], "error: --top must be a positive integer, got 0"),
+    (["--mem_every", "-1"], "error: --mem_every must be a positive integer, got -1"),
+    (["--device", "tpu9"], "error: --device 'tpu9' is not a torch device"),
+    (["--device", "cuda:7"], "error: --device cuda:7: this machine has 0 CUDA device(s)"),
+    (["--memory_option", "top_k=many"], "error: --memory_option top_k='many': memory policy 'every5' expects an integer"),
+    (["--memory_option", "max_frames=0"], "error: --memory every5 with options"),
+    (["--memory_option", "top_k"], "error: --memory_option expects KEY=VALUE, got 'top_k'"),
+    (["--memory", "swem"], "error: --memory swem with options"),
+    (["--memory", "rde", "--memory_option", "layout='nope'"], "error: --memory rde with options"),
+])
+def test_bad_flags_fail_before_anything_is_written_and_keep_good_results(flags, expected, davis_set, tmp_path,
+                                                                         checkpoint, capsys):
+    import torch
+    if "cuda" in flags[-1] and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA devices")
+    output = tmp_path / "out"
+    (output / "val-shapes-00").mkdir(parents=True)
+    (output / "global_results-val.csv").write_text("a good table\n")
+    (output / "eval_config.json").write_text("{}\n")
+    before = {p: p.stat().st_mtime_ns for p in output.rglob("*")}
+    message = run_script(eval_davis, [*davis_args(davis_set, output, checkpoint), *flags])
+    assert message.startswith(expected), message
+    assert "\n" not in message and "Traceback" not in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in output.rglob("*")} == before
+
+
+def test_policy_that_cannot_run_the_checkpoint_is_one_error_not_a_video_failure(davis_set, tmp_path, checkpoint):
+    message = run_script(eval_davis, [*davis_args(davis_set, tmp_path / "out", checkpoint), "--memory", "swem"])
+    assert f"--model {checkpoint} (STCN)" in message and "needs a SWEM network" in message
+    assert "video " not in message and not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_file_and_bad_short_side_are_refused(youtube_set, tmp_path, checkpoint):
+    path = tmp_path / "results.txt"
+    path.write_text("keep")
+    message = run_script(eval_youtube, ["--model", checkpoint, "--yv_path", youtube_set, "--output", path])
+    assert message == f"error: --output {path} is an existing file, not a folder" and path.read_text() == "keep"
+    message = run_script(eval_youtube, ["--model", checkpoint, "--yv_path", youtube_set, "--output",
+                                        tmp_path / "o", "--short_side", "-5"])
+    assert message.startswith("error: --short_side must be >= 0") and not (tmp_path / "o").exists()
+
+
+def test_gaps_are_warnings_naming_the_video_or_file_and_errors_with_strict(davis_set, youtube_set, tmp_path,
+                                                                          checkpoint, capsys):
+    root = copy_of(davis_set, tmp_path)
+    frame(root, "val-shapes-01", 1).rename(frame(root, "val-shapes-01", 1).with_name("00004.jpg"))
+    annotation(root, "val-shapes-01", "00001").rename(annotation(root, "val-shapes-01", "00004"))
+    annotation(root, "val-shapes-00", "00002").unlink()
+    output = tmp_path / "out"
+    message = run_script(eval_davis, [*davis_args(root, output, checkpoint), "--strict"])
+    assert message == ("error: video val-shapes-01: frame numbering jumps from 00000 to 00002 (1 frame(s) missing) "
+                       "(--strict turns this warning into an error)")
+    assert not output.exists()
+    assert run_script(eval_davis, davis_args(root, output, checkpoint)) is None
+    err = capsys.readouterr().err
+    assert "warning: video val-shapes-01: frame numbering jumps from 00000 to 00002" in err
+    missing = annotation(root, "val-shapes-00", "00002")
+    assert f"warning: {missing}: ground truth is missing (1 of 2 videos lack annotations)" in err
+    assert visible_names(output) == ["eval_config.json", "val-shapes-00", "val-shapes-01"]
+
+    root = copy_of(youtube_set, tmp_path / "yv")
+    (root / "valid" / "JPEGImages" / "valid009extra").mkdir()
+    shutil.rmtree(root / "valid_gt" / "Annotations" / "valid001shapes")
+    message = run_script(eval_youtube, ["--model", checkpoint, "--yv_path", root, "--output", output, "--strict",
+                                        "--short_side", "0"])
+    assert message.startswith("error: video valid009extra is in ") and "not in the upload zip" in message
+    assert run_script(eval_youtube, ["--model", checkpoint, "--yv_path", root, "--output", output,
+                                     "--short_side", "0"]) is None
+    err = capsys.readouterr().err
+    assert "warning: video valid009extra is in" in err and "meta.json: it is not segmented" in err
+    assert f"warning: {root / 'valid_gt' / 'Annotations' / 'valid001shapes'}: ground truth is missing" in err
+    assert not (output / "youtube_results-valid.csv").exists() and (output / "valid_submission.zip").exists()
+
+
+def test_evaluate_script_checks_flags_before_touching_a_table(davis_set, tmp_path, capsys):
+    evaluate = load_script("evaluate")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "global_results-val.csv").write_text("a good table\n")
+    for flags, expected in ((["--decimals", "-1"], "error: --decimals must lie in 0..15, got -1"),
+                            (["--split", "vall"], "error: --split 'vall' is not a davis split"),
+                            (["--benchmark", "youtube", "--split", "val"], "error: --split 'val' is not a youtube")):
+        assert run_script(evaluate, ["--results", results, "--gt", davis_set, *flags]).startswith(expected)
+    assert run_script(evaluate, ["--results", tmp_path / "none", "--gt", davis_set]) == \
+        f"error: --results {tmp_path / 'none'}: folder is missing"
+    assert (results / "global_results-val.csv").read_text() == "a good table\n"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_evaluate_script_warns_about_an_incomplete_run(davis_set, tmp_path, checkpoint, capsys):
+    output = tmp_path / "out"
+    assert run_script(eval_davis, davis_args(davis_set, output, checkpoint)) is None
+    record = json.loads((output / "eval_config.json").read_text())
+    (output / "eval_config.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    evaluate = load_script("evaluate")
+    message = run_script(evaluate, ["--results", output, "--gt", davis_set, "--strict"])
+    assert message.startswith(f"error: {output / 'eval_config.json'}: the run that wrote these masks is interrupted")
+    capsys.readouterr()
+    assert run_script(evaluate, ["--results", output, "--gt", davis_set]) is None
+    assert "warning: " in capsys.readouterr().err and (output / "global_results-val.csv").exists()
+
+
+def test_command_line_mistakes_are_one_error_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        eval_davis.main(["--model", "m.pth", "--output", "o", "--split", "vall"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: argument --split: invalid choice: 'vall' (choose from 'val', 'testdev') (see "
+        f"{eval_davis.build_parser().prog} --help)"]
+
+
+def test_memory_option_values_are_checked_against_numeric_and_switch_defaults():
+    import argparse
+
+    from evaluation import runner
+
+    def options(*flags):
+        return runner.policy_options(eval_youtube.build_parser().parse_args(["--model", "m", "--output", "o", *flags]))
+    assert options("--memory", "swem")["work_size"] == "youtube"  # the preset's text value passes
+    chosen = options("--memory", "swem", "--memory_option", "work_size=None", "--memory_option", "init_seed=None",
+                     "--memory_option", "tau=1")
+    assert (chosen["work_size"], chosen["init_seed"], chosen["tau"]) == (None, None, 1)
+    with pytest.raises(argparse.ArgumentTypeError, match="protect_given=1: memory policy 'lfu' expects True or False"):
+        options("--memory", "lfu", "--memory_option", "protect_given=1")
+    with pytest.raises(argparse.ArgumentTypeError, match="capacity=2.5: memory policy 'lfu' expects an integer"):
+        options("--memory", "lfu", "--memory_option", "capacity=2.5")

@@ -81,7 +81,12 @@ def test_help_states_per_process_batch_and_paper_values():
 
 
 @pytest.mark.parametrize("flags,message", [(["--size", 40], "multiple of 16"),
-                                           (["--iterations", 4, "--stop_at", 9], "--stop_at 9")])
+                                           (["--iterations", 4, "--stop_at", 9], "--stop_at 9"),
+                                           (["--lr=-1e-5"], "--lr must be a positive number"),
+                                           (["--lr", "nan"], "--lr must be a positive number"),
+                                           (["--num_workers=-2"], "--num_workers must be >= 0"),
+                                           (["--steps", 9, 5], r"--steps must be positive iterations in increasing"),
+                                           (["--steps", 0], "--steps must be positive")])
 def test_bad_settings_are_refused(flags, message):
     with pytest.raises(ValueError, match=message):
         config(*flags)
@@ -300,6 +305,29 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
     assert len(history) == 3 and seen == [(1, 5, 3, 32, 32)] * 3
     assert set(read_checkpoint(weights_path(cfg, 3))) == {"weight", "bias"}
 
+    # a bad training image met mid-run names the file, and the progress made so far is saved
+    from dataset.folders import DatasetFolderError
+    from util.trainer import build_dataset
+
+    class TruncatedThirdClip:
+        def __init__(self, dataset):
+            self.dataset, self.calls = dataset, 0
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, key):
+            self.calls += 1
+            if self.calls == 3:
+                raise DatasetFolderError("v/00003.jpg: not a readable image (image file is truncated)")
+            return self.dataset[key]
+
+    cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny_bad", 3), "--model", "tiny")
+    with pytest.raises(DatasetFolderError, match=r"^v/00003.jpg: not a readable image \(image file is truncated\); "
+                                                 r"stopped at iteration 2, training state saved to .*tiny_bad_checkpoint"):
+        Trainer(cfg, dataset=TruncatedThirdClip(build_dataset(cfg, TinyRecipe()))).run()
+    assert load_training_state(state_path(cfg))["iteration"] == 2
+
 
 def test_bad_data_folder_stops_train_py_with_one_line(tmp_path, capsys):
     import train
@@ -309,5 +337,23 @@ def test_bad_data_folder_stops_train_py_with_one_line(tmp_path, capsys):
                     "--no_pretrained", "--device", "cpu"])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"train.py: error: BL30K folder {missing} does not exist; expected JPEGImages/ and "
+    assert err == [f"error: BL30K folder {missing} does not exist; expected JPEGImages/ and "
                    f"Annotations/ with one folder per video"]
+
+
+def test_resume_beyond_the_iterations_is_refused_before_the_build(tmp_path, monkeypatch):
+    from util.train_checkpoint import save_training_state
+    from util.trainer import TrainingSetupError
+    network = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(network.parameters())
+    saved = tmp_path / "run_checkpoint.pth"
+    save_training_state(saved, network, optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, [5]),
+                        torch.amp.GradScaler("cuda", enabled=False), 8)
+    monkeypatch.setattr(Trainer, "_build_network", lambda *a: pytest.fail("the network must not be built"))
+    cfg = config("--stage", 3, "--iterations", 6, "--resume", saved, "--save_dir", tmp_path, "--device", "cpu")
+    with pytest.raises(TrainingSetupError, match=r"--resume .*run_checkpoint.pth is at iteration 8, beyond --iterations 6"):
+        Trainer(cfg).run()
+    cfg = config("--stage", 3, "--iterations", 20, "--stop_at", 8, "--resume", saved, "--save_dir", tmp_path,
+                 "--device", "cpu")
+    with pytest.raises(TrainingSetupError, match=r"--stop_at 8 is not after the saved iteration 8"):
+        Trainer(cfg).run()

@@ -7,6 +7,11 @@
 * ``write_label_png(path, labels, palette)``: an indexed PNG written atomically (temp file + rename).
 * ``publish_directory(final)``: a context manager yielding a temporary sibling folder that is renamed
   to ``final`` only when the block succeeds, so a half-written video folder never appears.
+
+Temporary names are ``.<name>.<random>.tmp`` (files) and ``.<name>.<random>.partial`` (folders); a
+killed run's leftovers are found by these names (``util.leftovers``). Published files and folders get
+the permissions a plain ``open``/``mkdir`` would give (0644/0755 under the usual umask 022), not the
+private 0600/0700 of ``mkstemp``/``mkdtemp``.
 """
 import contextlib
 import os
@@ -16,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from util.interrupts import signals_held
 
 PALETTE_SIZE = 256
 
@@ -128,6 +135,25 @@ def write_label_png(path, labels, palette=None):
         image.save(temporary, format="PNG")
 
 
+def current_umask():
+    """The process umask, read without changing it where /proc allows (os.umask both sets and reads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_permissions(path, directory=False):
+    """chmod ``path`` to what open()/mkdir() would have created: 0666/0777 minus the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_file(path):
     """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds."""
@@ -136,6 +162,7 @@ def atomic_file(path):
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
+        give_default_permissions(temporary)
         yield Path(temporary)
         os.replace(temporary, path)
     except BaseException:
@@ -145,17 +172,22 @@ def atomic_file(path):
 
 
 @contextlib.contextmanager
-def publish_directory(final):
+def publish_directory(final, on_published=None):
     """Yield an empty temporary folder next to ``final``; on success it becomes ``final``
-    (replacing an older one), on failure it is deleted and ``final`` is left untouched."""
+    (replacing an older one) and ``on_published()`` runs, both without a SIGINT/SIGTERM cutting in
+    between (``util.interrupts.signals_held``); on failure it is deleted and ``final`` is left untouched."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
+        give_default_permissions(temporary, directory=True)
         yield temporary
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(temporary, final)
+    with signals_held():
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+        if on_published is not None:
+            on_published()

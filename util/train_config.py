@@ -7,10 +7,12 @@ Flags left unset take the model family's stage defaults (``util/train_recipes.py
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
+from util.cli import ArgumentParser
 from util.train_recipes import all_recipes, get_recipe
 
 __all__ = ["TrainConfig", "build_parser", "resolve_config", "config_to_dict"]
@@ -62,7 +64,7 @@ class TrainConfig:
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Train STCN (and relatives) in stages: 0 static images -> [1 BL30K] -> 2/3 main "
                     "(DAVIS 2017 + YouTubeVOS). Launch with `torchrun --nproc_per_node=N train.py ...`; "
                     "--batch_size is PER PROCESS (the paper's 16/8 total = 8/4 per process on 2 GPUs).")
@@ -177,6 +179,14 @@ def _check(cfg):
         problems.append(f"--stop_at {cfg.stop_at} must lie in 1..{cfg.iterations}")
     if min(cfg.log_every, cfg.log_image_every, cfg.save_every, cfg.checkpoint_every) < 1:
         problems.append("logging and saving intervals must be positive")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        problems.append(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.num_workers < 0:
+        problems.append(f"--num_workers must be >= 0, got {cfg.num_workers}")
+    if any(step < 1 for step in cfg.steps) or list(cfg.steps) != sorted(cfg.steps):
+        problems.append(f"--steps must be positive iterations in increasing order, got {list(cfg.steps)}")
+    if not (math.isfinite(cfg.gamma) and cfg.gamma > 0) or cfg.weight_decay < 0:
+        problems.append("--gamma must be positive and --weight_decay >= 0")
     if problems:
         raise ValueError("; ".join(problems))
 

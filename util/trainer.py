@@ -13,8 +13,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from dataset.folders import DatasetFolderError
 from dataset.sampler import TrainingBatchSampler
 from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
+from util.leftovers import remove_dead_temporaries
 from util.train_checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
 from util.train_config import config_to_dict
 from util.train_distributed import barrier, init_distributed, shutdown_distributed
@@ -167,6 +169,11 @@ class Trainer:
                                   f"continue it or choose another --id")
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         amp = cfg.amp and device.type == "cuda"
+        state = load_training_state(cfg.resume) if cfg.resume else None
+        if state is not None:
+            _check_resume_point(cfg, int(state["iteration"]))
+        if context.is_main:
+            remove_dead_temporaries(cfg.run_dir)  # .*.tmp<pid> files of a killed run
 
         # datasets first: bad folders fail before the slow network build
         dataset = self.dataset if self.dataset is not None else build_dataset(cfg, self.recipe)
@@ -175,7 +182,6 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         start = 0
         if cfg.resume:
-            state = load_training_state(cfg.resume)
             network.load_state_dict(extract_state_dict(state["network"], cfg.resume), strict=True)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -209,7 +215,7 @@ class Trainer:
         iteration = start
         started = time.perf_counter()
         try:
-            for batch in loader:
+            for batch in _named_data_errors(loader):
                 batch = _to_device(batch, device)
                 lr = optimizer.param_groups[0]["lr"]
                 losses, outputs = training_step(self.recipe, step_module, batch, iteration, optimizer,
@@ -228,6 +234,14 @@ class Trainer:
                 if context.is_main and iteration % cfg.checkpoint_every == 0 and iteration != end:
                     save_training_state(state_path(cfg), network, optimizer, scheduler, scaler, iteration,
                                         config_to_dict(cfg))
+        except DatasetFolderError as error:
+            if context.is_main and iteration > start:
+                save_training_state(state_path(cfg), network, optimizer, scheduler, scaler, iteration,
+                                    config_to_dict(cfg))
+                raise DatasetFolderError(f"{error}; stopped at iteration {iteration}, training state saved to "
+                                         f"{state_path(cfg)} (fix the file, then --resume)") from None
+            raise DatasetFolderError(f"{error}; stopped at iteration {iteration}, progress since the last saved "
+                                     f"training state is lost") from None
         finally:
             logger.close()
         if context.is_main:
@@ -257,6 +271,25 @@ def _speed(iterations, seconds, device):
     if device.type == "cuda":
         line += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f} MiB"
     return line
+
+
+def _check_resume_point(cfg, saved_iteration):
+    if saved_iteration > cfg.iterations:
+        raise TrainingSetupError(f"--resume {cfg.resume} is at iteration {saved_iteration}, beyond --iterations "
+                                 f"{cfg.iterations}; raise --iterations or start a new run")
+    if cfg.stop_at is not None and cfg.stop_at <= saved_iteration:
+        raise TrainingSetupError(f"--stop_at {cfg.stop_at} is not after the saved iteration {saved_iteration} "
+                                 f"of --resume {cfg.resume}")
+
+
+def _named_data_errors(loader):
+    """Batches of ``loader``; a bad file in a worker process surfaces as one DatasetFolderError line
+    (DataLoader re-raises it with the worker's traceback in the message)."""
+    try:
+        yield from loader
+    except DatasetFolderError as error:
+        last = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+        raise DatasetFolderError(last.split("DatasetFolderError: ", 1)[-1]) from None
 
 
 def _warn_changed(saved, current):
