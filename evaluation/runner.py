@@ -258,11 +258,12 @@ def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=
         save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
 
 
-SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos in ([\d.]+) s: ([\d.]+|nan) FPS")
+SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos(?: on \d+ processes)? in ([\d.]+) s: "
+                             r"([\d.]+|nan) FPS")
 
 
 def parse_summary(text):
-    """{'frames', 'videos', 'seconds', 'fps'} of the last end-of-run line (``Timer.summary``) in a
+    """{'frames', 'videos', 'seconds', 'fps'} of the last end-of-run line (``summary_line``) in a
     run's printed output, e.g. for benchmarks that run the eval scripts as commands; None if absent."""
     found = SUMMARY_PATTERN.findall(text)
     if not found:
