@@ -194,12 +194,13 @@ def start_run(args, config, device):
     return network
 
 
-def segment_videos(videos, device, segment_one):
+def segment_videos(videos, device, segment_one, after_each=None):
     """``segment_one(video, frames)`` for every video of this process's share (all of them without
     torchrun), where ``frames`` streams the video's frames and advances a per-frame progress bar (long
-    videos show progress, not only finished videos); then, on rank 0 once every rank is done, the line
-    with total frames, time and FPS (aggregate over the ranks). A failing video stops the run as
-    ``VideoFailed`` naming it (and its rank under torchrun)."""
+    videos show progress, not only finished videos), then ``after_each(video)`` if given (not timed:
+    e.g. drawing overlays); then, on rank 0 once every rank is done, the line with total frames, time
+    and FPS (aggregate over the ranks). A failing video stops the run as ``VideoFailed`` naming it (and
+    its rank under torchrun)."""
     from tqdm import tqdm
     context = distributed.current()
     share = distributed.my_share(videos, context)
@@ -212,9 +213,11 @@ def segment_videos(videos, device, segment_one):
             frames = FrameProgress(video.frames(), bar)
             try:
                 timer.run(lambda: segment_one(video, frames))
+                timer.frames += frames.count
+                if after_each is not None:
+                    after_each(video)
             except Exception as error:
                 raise VideoFailed(video.name + distributed.describe_rank(context), error) from error
-            timer.frames += frames.count
     timers = distributed.gather(timer.totals(), context)
     if context.is_main:
         print(summary_line(timers, context.world_size))
