@@ -95,12 +95,11 @@ def segment_one(network, video, frames, out, options, args):
             runner.write_outputs(folder, frame_name, restore_probs(probs, size), ids, video.palette, scores)
 
 
-def write_overlays(videos, args):
-    for video in videos:
-        path = Path(args.output) / OVERLAY_FOLDER / f"{video.name}.mp4"
-        write_overlay(video.frame_names, video.frames(), Path(args.output) / video.name, path,
-                      fps=args.overlay_fps or video.fps or DEFAULT_FPS, gif_path=path.with_suffix(".gif"))
-        print(f"Wrote {path} and {path.with_suffix('.gif').name}")
+def write_overlays(video, args):
+    """<output>/overlays/<video>.mp4 and .gif from the frames and the masks just written."""
+    path = Path(args.output) / OVERLAY_FOLDER / f"{video.name}.mp4"
+    write_overlay(video.frame_names, video.frames(), Path(args.output) / video.name, path,
+                  fps=args.overlay_fps or video.fps or DEFAULT_FPS, gif_path=path.with_suffix(".gif"))
 
 
 def run(args):
@@ -121,12 +120,11 @@ def run(args):
               "videos": len(videos)}
     with runner.claim_run_output(args.output) as out:
         network = runner.start_run(args, config, device, out, options)
-        runner.segment_videos(videos, device, lambda video, frames: segment_one(network, video, frames, out,
-                                                                                options, args), out)
-        if not runner.is_main_process():
-            return   # under torchrun rank 0 draws the overlays, once every rank has written its videos
-        if args.overlay:
-            write_overlays(videos, args)
+        runner.segment_videos(videos, device,
+                              lambda video, frames: segment_one(network, video, frames, out, options, args), out,
+                              after_each=(lambda video: write_overlays(video, args)) if args.overlay else None)
+        if args.overlay and runner.is_main_process():  # under torchrun each rank draws its own videos
+            print(f"Wrote {Path(args.output) / OVERLAY_FOLDER}/<video>.mp4 and .gif")
         out.finish()
 
 

@@ -4,9 +4,9 @@ Used by ``eval_generic.py --overlay`` and ``scripts/visualize.py`` (any result f
 blended over the frame in its palette colour, outlined in that colour, and its label id is written
 at its centroid. Files appear only when complete (written under a temporary name, then renamed).
 """
-import contextlib
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -81,10 +81,12 @@ class OverlayWriter:
         self.count += 1
 
     def _open(self, width, height):
+        # OpenCV picks the container from the file name, so the MP4 is written under its own name inside
+        # a temporary ".<name>.<random>.partial" folder (the naming of util.palette.publish_directory)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
-        os.close(handle)
-        self._temporary = Path(temporary)
+        self._temporary = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial",
+                                                dir=self.path.parent))
+        temporary = str(self._temporary / self.path.name)
         self._writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*MP4_CODEC), self.fps, (width, height))
         if not self._writer.isOpened():
             raise ValueError(f"{self.path}: OpenCV cannot write an MP4 video ({MP4_CODEC} codec) here")
@@ -98,11 +100,10 @@ class OverlayWriter:
             if error_type is None:
                 if self.gif_path is not None:
                     self._write_gif()
-                os.replace(self._temporary, self.path)
+                os.replace(self._temporary / self.path.name, self.path)
         finally:
             if self._temporary is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._temporary)
+                shutil.rmtree(self._temporary, ignore_errors=True)
         return False
 
     def _write_gif(self):
@@ -128,7 +129,7 @@ def write_overlay(frame_names, frames, mask_folder, path, fps=DEFAULT_FPS, gif_p
     drawn = set()
     stride = max(1, math.ceil(len(masks) / GIF_FRAMES))
     with OverlayWriter(path, fps, gif_path, stride) as writer, \
-            tqdm(total=len(masks), desc=f"overlay {Path(path).name}", unit="frame") as bar:
+            tqdm(total=len(masks), desc=f"overlay {Path(path).name}", unit="frame", leave=False) as bar:
         for name, frame in zip(frame_names, frames):
             if name not in masks:
                 continue

@@ -248,16 +248,16 @@ def start_run(args, config, device, out, options):
     out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
     distributed.barrier(context)
     return network
-    return network
 
 
-def segment_videos(videos, device, segment_one, out):
+def segment_videos(videos, device, segment_one, out, after_each=None):
     """``segment_one(video, frames)`` for every video of this process's share (all of them without
     torchrun), where ``frames`` streams the video's frames and advances a per-frame progress bar (long
-    videos show progress, not only finished videos); then, on rank 0 once every rank is done, the other
-    ranks' videos are recorded as written in the claimed folder ``out`` (rank 0's own are recorded as
-    published) and the line with total frames, time and FPS (aggregate over the ranks) is printed. A
-    failing video stops the run as ``VideoFailed`` naming it (and its rank under torchrun)."""
+    videos show progress, not only finished videos), then ``after_each(video)`` if given (not timed:
+    e.g. drawing overlays); then, on rank 0 once every rank is done, the other ranks' videos are
+    recorded as written in the claimed folder ``out`` (rank 0's own are recorded as published) and the
+    line with total frames, time and FPS (aggregate over the ranks) is printed. A failing video stops
+    the run as ``VideoFailed`` naming it (and its rank under torchrun)."""
     from tqdm import tqdm
     context = distributed.current()
     share = distributed.my_share(videos, context)
@@ -270,9 +270,11 @@ def segment_videos(videos, device, segment_one, out):
             frames = FrameProgress(video.frames(), bar)
             try:
                 timer.run(lambda: segment_one(video, frames))
+                timer.frames += frames.count
+                if after_each is not None:
+                    after_each(video)
             except Exception as error:
                 raise VideoFailed(video.name + distributed.describe_rank(context), error) from error
-            timer.frames += frames.count
     reports = distributed.gather((timer.totals(), [video.name for video in share]), context)
     if context.is_main:
         others = [name for rank, (_, names) in enumerate(reports) if rank != context.rank for name in names]
@@ -319,11 +321,12 @@ def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=
         save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
 
 
-SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos in ([\d.]+) s: ([\d.]+|nan) FPS")
+SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos(?: on \d+ processes)? in ([\d.]+) s: "
+                             r"([\d.]+|nan) FPS")
 
 
 def parse_summary(text):
-    """{'frames', 'videos', 'seconds', 'fps'} of the last end-of-run line (``Timer.summary``) in a
+    """{'frames', 'videos', 'seconds', 'fps'} of the last end-of-run line (``summary_line``) in a
     run's printed output, e.g. for benchmarks that run the eval scripts as commands; None if absent."""
     found = SUMMARY_PATTERN.findall(text)
     if not found:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.runner import Timer, parse_summary
+from evaluation.runner import Timer, parse_summary, summary_line
 from util.benchmark import run_command_measured
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +41,10 @@ def test_end_of_run_line_parses_back():
     for frames in (12, 30):
         timer.run(lambda: None)
         timer.frames += frames
-    parsed = parse_summary("Configuration:\n  x: 1\n" + timer.summary() + "\n")
+    parsed = parse_summary("Configuration:\n  x: 1\n" + summary_line([timer.totals()]) + "\n")
     assert (parsed["frames"], parsed["videos"]) == (42, 2) and parsed["fps"] > 0
+    both = parse_summary(summary_line([timer.totals(), timer.totals()], processes=2))
+    assert (both["frames"], both["videos"]) == (84, 4)
     assert parse_summary("no summary here") is None
 
 
