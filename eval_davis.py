@@ -23,7 +23,7 @@ from evaluation.davis import evaluate_davis
 from evaluation.gaps import report_gap
 from evaluation.tables import format_table, write_davis_csvs
 from evaluation.metrics import VOID_LABEL
-from util.palette import publish_directory
+from util.atomic_files import publish_directory
 
 
 def build_parser():

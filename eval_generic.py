@@ -24,7 +24,7 @@ from dataset.user_videos import FolderVideos, VideoFile
 from evaluation import runner
 from evaluation.overlay import DEFAULT_FPS, write_overlay
 from evaluation.resizing import max_side_size, resize_frames, resize_given_masks, restore_probs
-from util.palette import publish_directory
+from util.atomic_files import publish_directory
 
 OVERLAY_FOLDER = "overlays"
 SCORES_FOLDER = "scores"

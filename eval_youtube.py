@@ -22,7 +22,7 @@ from dataset.benchmark_readers import YouTubeReader
 from evaluation import runner
 from evaluation.resizing import resize_frames, resize_given_masks, restore_probs, short_side_size
 from evaluation.gaps import report_gap
-from util.palette import atomic_file, publish_directory
+from util.atomic_files import atomic_file, publish_directory
 
 PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
 

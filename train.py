@@ -11,28 +11,21 @@ import sys
 
 from dataset.folders import DatasetFolderError
 from model.checkpoint import CheckpointError
+from training.config import build_parser, resolve_config
+from training.trainer import Trainer, TrainingSetupError
 from util.interrupts import Interrupted, raise_on_signals
-from util.train_config import build_parser, resolve_config
-from util.train_recipes import all_recipes, get_recipe
-from util.trainer import Trainer, TrainingSetupError
 
 
 def main(argv=None):
     parser = build_parser()
-    for family in all_recipes().values():   # family-specific flags (e.g. RDE loss weights)
-        if hasattr(family, "add_arguments"):
-            family.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         config = resolve_config(args)
     except ValueError as error:
         parser.error(str(error))
-    recipe = get_recipe(config.model)
-    if hasattr(recipe, "configure_from_args"):
-        recipe.configure_from_args(args)
     try:
         with raise_on_signals():  # SIGTERM too removes the temporary file of a checkpoint being written
-            Trainer(config, recipe=recipe).run()
+            Trainer(config).run()
     except (DatasetFolderError, CheckpointError, TrainingSetupError, FileExistsError) as error:
         # a problem with the inputs, not a bug: one line, no traceback
         print(f"error: {error}", file=sys.stderr)

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from model import normalize_image
+from model.normalization import normalize_image
 
 __all__ = ["make_clip", "target_labels"]
 
@@ -13,6 +13,14 @@ def target_labels(label_map, object_ids):
     for slot, object_id in enumerate(object_ids, start=1):
         out[label_map == object_id] = slot
     return out
+
+
+def with_extras(sample, rng, sample_extras):
+    """``sample`` plus the tensors ``sample_extras(sample, rng)`` adds (a model family's per-sample
+    data, e.g. RDE's perturbed first masks), drawn after everything else from the sample's RNG."""
+    if sample_extras is not None:
+        sample.update(sample_extras(sample, rng))
+    return sample
 
 
 def make_clip(images, labels, num_objects, max_objects, name, frame_indices):

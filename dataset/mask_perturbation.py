@@ -8,6 +8,7 @@ IoU with the true mask is below u (at most 250 rounds). Empty masks are left emp
 """
 import cv2
 import numpy as np
+import torch
 
 IOU_RANGE = (0.85, 1.0)       # target IoU drawn per clip
 MAX_ROUNDS = 250
@@ -74,3 +75,10 @@ def perturb_objects(labels, num_objects, rng, iou_range=IOU_RANGE):
     labels = np.asarray(labels)
     masks = np.stack([perturb_mask(labels == k, target, rng) for k in range(1, num_objects + 1)])
     return masks, target
+
+
+def add_perturbed_first_masks(sample, rng, num_objects):
+    """Per-sample extra of RDE training clips: {"perturbed_masks": (num_objects, H, W) float32 tensor},
+    frame 0's objects 1..num_objects of ``sample["labels"]`` perturbed with the sample's ``rng``."""
+    masks, _ = perturb_objects(sample["labels"][0].numpy(), num_objects, rng)
+    return {"perturbed_masks": torch.from_numpy(masks.astype(np.float32))}

@@ -18,12 +18,12 @@ import numpy as np
 
 from util.image_files import is_hidden
 
-from .augment import (IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix,
+from dataset.augment import (IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix,
                       random_grayscale)
-from .clip import make_clip
-from .folders import DatasetFolderError, list_folders, read_rgb, require_folder
-from .sampler import sample_rng
-from .tps import random_tps_warp
+from dataset.clip import make_clip, with_extras
+from dataset.folders import DatasetFolderError, list_folders, read_rgb, require_folder
+from dataset.sampler import sample_rng
+from dataset.tps import random_tps_warp
 
 __all__ = ["StaticImageDataset", "find_image_mask_pairs", "static_sets"]
 
@@ -63,10 +63,12 @@ def static_sets(root):
 
 
 class StaticImageDataset:
-    """Pseudo videos from static images. ``sets``: list of (folder, repeat)."""
+    """Pseudo videos from static images. ``sets``: list of (folder, repeat); ``sample_extras``: see
+    ``dataset.clip.with_extras``."""
 
     def __init__(self, sets, size=384, num_frames=3, max_objects=2, tps_probability=1 / 3,
-                 tps_points=12, tps_std=0.02, first_frame_tries=5):
+                 tps_points=12, tps_std=0.02, first_frame_tries=5, sample_extras=None):
+        self.sample_extras = sample_extras
         self.items = []
         for folder, repeat in sets:
             self.items.extend(find_image_mask_pairs(folder) * int(repeat))
@@ -127,9 +129,10 @@ class StaticImageDataset:
             frames, masks = zip(*(self._frame(base_image, mask, base, rng) for _ in range(self.num_frames)))
             if masks[0].any():
                 break
-        return make_clip(frames, [m.astype(np.int64) for m in masks], num_objects=1,
-                         max_objects=self.max_objects, name=Path(self.items[index][0]).stem,
-                         frame_indices=[0] * self.num_frames)
+        sample = make_clip(frames, [m.astype(np.int64) for m in masks], num_objects=1,
+                           max_objects=self.max_objects, name=Path(self.items[index][0]).stem,
+                           frame_indices=[0] * self.num_frames)
+        return with_extras(sample, rng, self.sample_extras)
 
 
 def _h(matrix):

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synthetic import SyntheticVideo, _fresh_root, _write_jpeg
+from dataset.synthetic import SyntheticVideo, _fresh_root, _write_jpeg
 
 __all__ = ["write_synthetic_static"]
 

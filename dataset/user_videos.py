@@ -18,9 +18,9 @@ import cv2
 
 from util.palette import LabelImageError, davis_palette, read_label_png
 
-from .benchmark_readers import (BenchmarkLayoutError, Video, _annotation_files, _check_annotation_sizes,
+from dataset.benchmark_readers import (BenchmarkLayoutError, Video, _annotation_files, _check_annotation_sizes,
                                 _frame_files, first_appearance_masks, read_rgb)
-from .folders import list_folders
+from dataset.folders import list_folders
 
 
 class FolderVideo(Video):

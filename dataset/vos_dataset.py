@@ -23,11 +23,11 @@ import numpy as np
 
 from util.palette import LabelImageError, read_label_png
 
-from .augment import (color_jitter, random_affine_matrix, random_grayscale,
+from dataset.augment import (color_jitter, random_affine_matrix, random_grayscale,
                       random_resized_crop_box, warp_affine)
-from .clip import make_clip, target_labels
-from .folders import DatasetFolderError, list_folders, list_frames, read_rgb, require_folder
-from .sampler import sample_rng
+from dataset.clip import make_clip, target_labels, with_extras
+from dataset.folders import DatasetFolderError, list_folders, list_frames, read_rgb, require_folder
+from dataset.sampler import sample_rng
 
 __all__ = ["VOSTrainDataset", "ConcatSamples", "sample_frame_indices", "bl30k_dataset",
            "davis_train_dataset", "youtube_train_dataset", "main_training_dataset"]
@@ -58,12 +58,14 @@ class VOSTrainDataset:
     """Clips of ``num_frames`` frames from the videos of ``image_root`` / ``mask_root``.
 
     ``frame_sampler(rng, length, num_frames, max_skip) -> indices`` picks a clip's frames (default
-    STCN's ``sample_frame_indices``); ``None`` also means the default.
+    STCN's ``sample_frame_indices``); ``None`` also means the default. ``sample_extras``: see
+    ``dataset.clip.with_extras``.
     """
 
     def __init__(self, image_root, mask_root, *, size=384, num_frames=3, max_objects=2,
                  skip_divisor=1, repeat=1, crop_scale=(0.36, 1.0), min_object_pixels=1,
-                 videos=None, name="videos", tries=5, frame_sampler=None):
+                 videos=None, name="videos", tries=5, frame_sampler=None, sample_extras=None):
+        self.sample_extras = sample_extras
         layout = "one sub-folder of frames per video"
         self.image_root = require_folder(image_root, f"{name} image", layout)
         self.mask_root = require_folder(mask_root, f"{name} annotation", layout + " (PNG label maps)")
@@ -164,7 +166,8 @@ class VOSTrainDataset:
             if objects:
                 break
         targets = [target_labels(label, objects) for label in labels]
-        return make_clip(images, targets, len(objects), self.max_objects, video, chosen)
+        sample = make_clip(images, targets, len(objects), self.max_objects, video, chosen)
+        return with_extras(sample, rng, self.sample_extras)
 
 
 class ConcatSamples:

@@ -22,10 +22,8 @@ from dataset.benchmark_readers import DavisReader
 from dataset.folders import list_frames
 from util.palette import LabelImageError, read_label_png
 
-from .metrics import VOID_LABEL, FrameScorer, object_statistics
-
-GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
-SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
+from evaluation.metrics import VOID_LABEL, FrameScorer, object_statistics
+from evaluation.tables import GLOBAL_COLUMNS, davis_csv_paths, remove_files
 
 
 class EvaluationError(ValueError):
@@ -131,7 +129,6 @@ def evaluate_davis(results, davis_root, split="val", year=2017, resolution="480p
     2016) in ``results`` are deleted
     first, so a failed evaluation never leaves a stale table that looks current.
     """
-    from .tables import davis_csv_paths, remove_files
     reader = DavisReader(davis_root, split=split, year=year, resolution=resolution)
     names = reader.sequences if sequences is None else list(sequences)
     jobs = []

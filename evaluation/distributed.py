@@ -31,10 +31,10 @@ import torch
 import torch.distributed as dist
 
 from util.interrupts import raise_on_signals
-from util.palette import publish_directory
-from util.train_distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
+from util.atomic_files import publish_directory
+from util.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 
-from .output_dir import claim_output
+from evaluation.output_dir import claim_output
 
 # Ranks wait for each other twice: for rank 0's set-up and, at the end, for the slowest rank's last
 # video. A rank that dies is torchrun's to detect, so the collectives may wait long.

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.network import IMAGENET_MEAN, IMAGENET_STD
+from model.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from util.interrupts import Interrupted, raise_on_signals
 from util.leftovers import pid_alive, process_start_time, remove_leftovers
-from util.palette import atomic_file, give_default_permissions, publish_directory
+from util.atomic_files import atomic_file, give_default_permissions, publish_directory
 
 LOCK_NAME = ".output.lock"
 CONFIG_NAME = "eval_config.json"

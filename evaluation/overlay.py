@@ -15,7 +15,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from util.palette import as_palette_array, atomic_file, read_label_png
+from util.atomic_files import atomic_file
+
+from util.palette import as_palette_array, read_label_png
 
 OVERLAY_ALPHA = 0.5   # weight of the object colour over the frame
 DEFAULT_FPS = 24      # frame folders carry no frame rate; DAVIS was filmed at 24 frames/s

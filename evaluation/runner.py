@@ -15,7 +15,6 @@ theta per benchmark); ``--memory_option KEY=VALUE``; the published flags ``--top
 ``--include_last`` when given.
 """
 import argparse
-import ast
 import inspect
 import re
 import sys
@@ -26,14 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from util import cpu_allocator
-from util.cli import ArgumentParser  # noqa: F401  (the eval scripts' parser)
+from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
 from util.interrupts import Interrupted
-from util.palette import atomic_file, write_label_png
+from util.atomic_files import atomic_file
+from util.palette import write_label_png
 
-from . import distributed
-from .distributed import claim as claim_run_output  # noqa: F401  (the scripts' output folder)
-from .distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
-from .output_dir import CONFIG_NAME, check_output_path
+from evaluation import distributed
+from evaluation.distributed import claim as claim_run_output  # noqa: F401  (the scripts' output folder)
+from evaluation.distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
+from evaluation.output_dir import CONFIG_NAME, check_output_path
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
 FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cpu"}   # named in precision errors
 
@@ -100,13 +100,6 @@ def validate_flags(args):
     return options
 
 
-def _parse_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def benchmark_of(args):
     """``args.benchmark`` when set, else the benchmark whose data flag the script parsed (or None)."""
     if getattr(args, "benchmark", None):
@@ -124,11 +117,10 @@ def policy_options(args, benchmark=None):
     """Options for the chosen memory policy: its preset for ``benchmark`` (default ``benchmark_of(args)``)
     overridden by --memory_option, then by the flags it accepts; the rest stay at its own defaults."""
     options = policy_preset(memory_policies()[args.memory], benchmark or benchmark_of(args))
-    for item in args.memory_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--memory_option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = _parse_value(value.strip())
+    try:
+        options.update(parse_key_values(args.memory_option, "--memory_option"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
     flagged = {"top_k": args.top, "mem_every": args.mem_every,
                "include_last": True if args.include_last else None}
     accepted = inspect.signature(memory_policies()[args.memory].__init__).parameters

@@ -7,10 +7,10 @@ are always recomputed (the toolkit silently reuses an old global CSV; we never d
 """
 from pathlib import Path
 
-from util.palette import atomic_file
+from util.atomic_files import atomic_file
 
-from .davis import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
-
+GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
 TOOLKIT_DECIMALS = 3
 
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from dataset.benchmark_readers import BenchmarkLayoutError, read_youtube_meta
 from dataset.folders import list_frames
-from util.palette import atomic_file
+from util.atomic_files import atomic_file
 
-from .davis import EvaluationError, read_labels
-from .metrics import FrameScorer
-from .tables import TOOLKIT_DECIMALS, absent_footnote, aligned_text, csv_text, remove_files
+from evaluation.davis import EvaluationError, read_labels
+from evaluation.metrics import FrameScorer
+from evaluation.tables import TOOLKIT_DECIMALS, absent_footnote, aligned_text, csv_text, remove_files
 
 YOUTUBE_COLUMNS = ("Overall", "J-Seen", "F-Seen", "J-Unseen", "F-Unseen")
 OBJECT_COLUMNS = ("Object", "Seen", "J-Mean", "F-Mean")

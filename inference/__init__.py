@@ -4,13 +4,13 @@
     for probs in segment_video(network, frames, first_mask):   # (K+1) x H x W per frame
         ...
 """
-from . import every_k  # noqa: F401  (registers "every5")
-from . import swem  # noqa: F401  (registers "swem")
-from . import lfu  # noqa: F401  (registers "lfu")
-from . import rde  # noqa: F401  (registers "rde")
-from .api import object_ids, segment_video
-from .core import InferenceCore
-from .policy import MEMORY_POLICIES, MemoryPolicy, register_policy
+from inference import every_k  # noqa: F401  (registers "every5")
+from inference import swem  # noqa: F401  (registers "swem")
+from inference import lfu  # noqa: F401  (registers "lfu")
+from inference import rde  # noqa: F401  (registers "rde")
+from inference.api import object_ids, segment_video
+from inference.core import InferenceCore
+from inference.policy import MEMORY_POLICIES, MemoryPolicy, register_policy
 
 __all__ = ["InferenceCore", "MEMORY_POLICIES", "MemoryPolicy", "object_ids", "register_policy",
            "segment_video"]

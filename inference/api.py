@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from .core import InferenceCore
+from inference.core import InferenceCore
 
 
 def _as_given_masks(masks):

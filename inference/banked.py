@@ -1,6 +1,6 @@
 """Base of the policies that keep their memory in one ``MemoryBank`` (every-k and LFU)."""
-from .memory_bank import MemoryBank
-from .policy import MemoryPolicy
+from inference.memory_bank import MemoryBank
+from inference.policy import MemoryPolicy
 
 
 class BankedPolicy(MemoryPolicy):

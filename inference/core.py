@@ -8,9 +8,9 @@ writes go through the policy's hooks (``inference.policy``). Make one core per v
 import numpy as np
 import torch
 
-from .policy import PERMANENT, make_policy
-from .precision import FLOAT32, autocast, check_precision
-from .transforms import image_to_tensor
+from inference.policy import PERMANENT, make_policy
+from inference.precision import FLOAT32, autocast, check_precision
+from inference.transforms import image_to_tensor
 
 
 class InferenceCore:

@@ -1,8 +1,8 @@
 """STCN's memory policy: every mem_every-th frame joins the memory (paper: every 5th, no last frame)."""
 import torch
 
-from .banked import BankedPolicy
-from .policy import register_policy
+from inference.banked import BankedPolicy
+from inference.policy import register_policy
 
 TOP_K = 20       # STCN paper, Sec. 5: top-k filtering with k = 20
 MEM_EVERY = 5    # STCN paper, Sec. 3.3: every 5th frame is a memory frame

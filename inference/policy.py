@@ -18,7 +18,7 @@ import torch
 
 from model.aggregate import aggregate
 
-from .transforms import PadToMultiple
+from inference.transforms import PadToMultiple
 
 PERMANENT = "permanent"
 TEMPORARY = "temporary"

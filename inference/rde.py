@@ -14,7 +14,7 @@ import torch
 
 from model.memory_readout import read_memory
 
-from .policy import PERMANENT, MemoryPolicy, register_policy
+from inference.policy import PERMANENT, MemoryPolicy, register_policy
 
 # layout -> (slots read before the group's first RDE update, slots read after it); the paper's
 # Table 5 name in the comment. Before the first update the RDE slot holds GT itself.

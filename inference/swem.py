@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from model.aggregate import aggregate
-from model.swem_em import EM_ITERS, N_BASES, TAU, WEIGHTINGS, init_bases, mask_weights, weighted_em
+from model.swem.em import EM_ITERS, N_BASES, TAU, WEIGHTINGS, init_bases, mask_weights, weighted_em
 
-from .policy import MemoryPolicy, register_policy
+from inference.policy import MemoryPolicy, register_policy
 
 AUTO = "auto"                  # memory_dtype: float64, or the network's dtype where float64 is missing (MPS)
 DAVIS_WORK_SIZE = (480, 864)   # every DAVIS frame is resized to 480 x 864 (SWEM.md §3.1)

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.network import normalize_image
+from model.normalization import normalize_image
 
 
 def image_to_tensor(image, device):

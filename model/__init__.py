@@ -2,18 +2,21 @@
 
     from model import load_network, build_network, train_forward
     net = load_network("saves/stcn.pth", device="cuda")
+
+Shared parts live here (``modules``, ``encoders``, ``memory_readout``, ``aggregate``,
+``normalization``, ``checkpoint``, ``losses``, ``clip_forward``); each family is a subpackage
+(``model.stcn``, ``model.rde``, ``model.swem``) that registers its architecture with
+``load_network`` when imported, which this package does for all three.
 """
-from .aggregate import aggregate, aggregate_logits
-from .checkpoint import (CheckpointError, load_network, read_checkpoint, register_architecture,
-                         widen_value_input)
-from .network import STCN, KeyFeatures, build_network, normalize_image, set_train_mode
-from .training import train_forward
+from model.aggregate import aggregate, aggregate_logits
+from model.checkpoint import (CheckpointError, load_network, read_checkpoint, register_architecture,
+                              widen_value_input)
+from model.encoders import KeyFeatures
+from model.normalization import normalize_image
+from model.rde import RDE
+from model.stcn import STCN, build_network, set_train_mode, train_forward
+from model.swem import SWEM
 
-# STCN is the fallback architecture; RDE and SWEM register with a predicate on their own keys.
-register_architecture("stcn", build=lambda single_object=False: STCN(single_object))
-from . import swem  # noqa: E402,F401  (registers "swem")
-from .rde import RDE  # noqa: E402  (registers the "rde" architecture)
-
-__all__ = ["STCN", "KeyFeatures", "CheckpointError", "aggregate", "aggregate_logits", "build_network",
-           "load_network", "normalize_image", "read_checkpoint", "register_architecture",
+__all__ = ["RDE", "STCN", "SWEM", "KeyFeatures", "CheckpointError", "aggregate", "aggregate_logits",
+           "build_network", "load_network", "normalize_image", "read_checkpoint", "register_architecture",
            "set_train_mode", "train_forward", "widen_value_input"]

@@ -1,10 +1,21 @@
 """Key encoder (ResNet-50 to layer3) and value encoder (ResNet-18 with biased convs, to layer3)."""
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from .modules import FeatureFusionBlock, like_format
+from model.modules import FeatureFusionBlock, like_format
+
+
+class KeyFeatures(NamedTuple):
+    """Key-encoder outputs of a frame: everything a query or a later memory write needs."""
+    key: torch.Tensor       # B, Ck, h, w   (stride 16)
+    f16_thin: torch.Tensor  # B, 512, h, w  (decoder input beside the read-out)
+    f16: torch.Tensor       # B, 1024, h, w (value-encoder fusion input)
+    f8: torch.Tensor        # B, 512, 2h, 2w
+    f4: torch.Tensor        # B, 256, 4h, 4w
 
 
 class PretrainedWeightsUnavailable(RuntimeError):

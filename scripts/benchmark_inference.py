@@ -13,15 +13,14 @@ busy shared machine inflates less than wall time. Each policy runs in a fresh pr
 RSS (model included) is its own.
 """
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util import cpu_allocator  # noqa: E402
-from util.benchmark import (TimedIterator, build_network_for, environment_line, mib,  # noqa: E402
-                            parse_policy_spec, peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
+from util import cpu_allocator
+from util.cli import parse_policy_spec
+from evaluation.benchmark import (TimedIterator, build_network_for, environment_line, mib,
+                            peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
 
 def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0, malloc_tuning=True,

@@ -18,10 +18,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.benchmark import (build_network_for, current_rss_bytes, environment_line, mib,  # noqa: E402
-                            parse_policy_spec, peak_rss_bytes, run_isolated, set_threads)
+from util.cli import parse_policy_spec
+from evaluation.benchmark import (build_network_for, current_rss_bytes, environment_line, mib,
+                            peak_rss_bytes, run_isolated, set_threads)
 
 RUN_FIELDS = ["policy", "length", "height", "width", "objects", "seconds", "fps", "peak_rss_mib",
               "final_memory_features", "max_memory_features", "final_memory_frames"]

@@ -13,35 +13,34 @@ device, so data loading is not measured. Batch size is per process. Peak memory:
 """
 import argparse
 import resource
-import sys
 import time
 import types
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.synthetic import SyntheticVideo  # noqa: E402
-from model import normalize_image  # noqa: E402
-from util.train_recipes import all_recipes, get_recipe  # noqa: E402
-from util.trainer import training_step  # noqa: E402
+from dataset.clip import with_extras
+from dataset.synthetic import SyntheticVideo
+from model.normalization import normalize_image
+from training.recipes import all_recipes, get_recipe
+from training.trainer import training_step
 
 
-def synthetic_batch(batch_size, num_frames, size, single_object, device, seed=0):
-    rgbs, labels = [], []
+def synthetic_batch(recipe, batch_size, num_frames, size, single_object, device, seed=0):
+    """A batch as the trainer's data loader gives it: ``batch_size`` seeded synthetic clips with the
+    recipe's per-sample extras, on ``device``."""
+    samples = []
     for b in range(batch_size):
         video = SyntheticVideo(seed=seed + b, height=size, width=size, num_objects=1 if single_object else 2,
                                length=num_frames)
         frames = [video.frame(t) for t in range(num_frames)]
-        rgbs.append(np.stack([f[0] for f in frames]))
-        labels.append(np.stack([f[1] for f in frames]))
-    rgb = torch.from_numpy(np.stack(rgbs)).permute(0, 1, 4, 2, 3).float().div(255)
-    selector = torch.tensor([[1.0, 0.0 if single_object else 1.0]]).repeat(batch_size, 1)
-    return {"rgb": normalize_image(rgb).to(device), "labels": torch.from_numpy(np.stack(labels)).long().to(device),
-            "selector": selector.to(device)}
+        rgb = torch.from_numpy(np.stack([f[0] for f in frames])).permute(0, 3, 1, 2).float().div(255)
+        sample = {"rgb": normalize_image(rgb), "labels": torch.from_numpy(np.stack([f[1] for f in frames])).long(),
+                  "selector": torch.tensor([1.0, 0.0 if single_object else 1.0])}
+        samples.append(with_extras(sample, np.random.default_rng(seed + b), recipe.sample_extras))
+    return {key: torch.stack([s[key] for s in samples]).to(device) for key in samples[0]}
 
 
 def peak_memory_mib(device):
@@ -51,9 +50,8 @@ def peak_memory_mib(device):
 
 
 def measure(model, stage, batch_size, size, iterations, warmup, device, amp, progress=True):
-    recipe = get_recipe(model)
-    recipe.configure_options(stage, {})   # the family's own options at the stage's values
-    defaults = recipe.stage_defaults(stage)
+    recipe = get_recipe(model, stage)   # the family's own options at the stage's values
+    defaults = recipe.defaults
     torch.manual_seed(0)
     network = recipe.build_network(defaults.single_object, pretrained=False).to(device)
     recipe.set_train_mode(network)
@@ -63,7 +61,7 @@ def measure(model, stage, batch_size, size, iterations, warmup, device, amp, pro
     optimizer = recipe.make_optimizer(network.parameters(), settings)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    batch = synthetic_batch(batch_size, defaults.num_frames or recipe.num_frames, size, defaults.single_object,
+    batch = synthetic_batch(recipe, batch_size, defaults.num_frames or recipe.num_frames, size, defaults.single_object,
                             device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -16,10 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.published_sources import BL30K_FREE_DISK, SOURCES, free_disk_gib, install  # noqa: E402
-from util.download import DRIVE_URL, DownloadError  # noqa: E402
+from dataset.published_sources import BL30K_FREE_DISK, SOURCES, free_disk_gib, install
+from util.download import DRIVE_URL, DownloadError
 
 DEFAULT_SOURCES = [name for name in SOURCES if name != "bl30k"]
 

@@ -15,10 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import CheckpointError, load_network  # noqa: E402
-from util.download import DRIVE_URL, DownloadError, drive_file_url, fetch, sha256_of  # noqa: E402
+from model import CheckpointError, load_network
+from util.download import DRIVE_URL, DownloadError, drive_file_url, fetch, sha256_of
 
 RELEASE_PAGE = "https://github.com/hkchengrex/STCN/releases/tag/1.0"
 # name: (file name in --dest, Google-Drive id or None for a manual download, what it is)

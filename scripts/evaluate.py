@@ -15,18 +15,16 @@ checked before an old table is removed.
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.benchmark_readers import DAVIS_SPLITS  # noqa: E402
-from evaluation import evaluate_davis, format_table, write_davis_csvs  # noqa: E402
-from evaluation.gaps import report_gap  # noqa: E402
-from evaluation.output_dir import CONFIG_NAME, COMPLETE, claim_output  # noqa: E402
-from evaluation.runner import ArgumentParser, add_strict_flag, run_script  # noqa: E402
-from evaluation.tables import TOOLKIT_DECIMALS  # noqa: E402
+from dataset.benchmark_readers import DAVIS_SPLITS
+from evaluation import evaluate_davis, format_table, write_davis_csvs
+from evaluation.gaps import report_gap
+from evaluation.output_dir import CONFIG_NAME, COMPLETE, claim_output
+from evaluation.runner import ArgumentParser, add_strict_flag, run_script
+from evaluation.tables import TOOLKIT_DECIMALS
 
 YOUTUBE_SPLITS = ("valid", "test", "train")
 MAX_DECIMALS = 15  # float64 carries about 15-17 significant digits

@@ -37,12 +37,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-from evaluation import golden  # noqa: E402
-from inference import MEMORY_POLICIES  # noqa: E402
+from evaluation import golden
+from inference import MEMORY_POLICIES
 
 PASS, FAIL, INFO = "pass", "FAIL", "info"
 FULL = {"golden": tuple(golden.GOLDEN_RUNS), "golden_frames": None, "eval_size": (480, 854), "eval_frames": 10,
@@ -261,7 +260,7 @@ def check_eval(report, device, sizes, work):
 def _networks(device, policies):
     """{policy: seeded random network}, one per architecture (every5 and LFU share STCN). RDE's SAM
     starts as the identity, so the random recurrent embedding stays finite along the video."""
-    from util.benchmark import build_network_for
+    from evaluation.benchmark import build_network_for
     built = {}
     for policy in policies:
         family = policy if policy in ("rde", "swem") else "stcn"

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 METRICS = ("J&F", "J", "F")
 
@@ -130,10 +129,10 @@ def train_flags(args, work, stage, data):
 def save_untrained(args, path):
     """The main-stage network exactly as ``train.py`` builds it with this seed (no --load_network)."""
     import torch
-    from util.train_checkpoint import save_weights
-    from util.train_recipes import get_recipe
+    from training.checkpoint import save_weights
+    from training.recipes import get_recipe
     torch.manual_seed(args.seed)
-    save_weights(get_recipe("stcn").build_network(single_object=False, pretrained=False), path)
+    save_weights(get_recipe("stcn", stage=3).build_network(single_object=False, pretrained=False), path)
     return path
 
 
@@ -173,7 +172,7 @@ def score_copy_first_mask(data, work):
 
 # ---------------------------------------------------------------------------------------------- outputs
 def write_atomic(path, text_or_bytes):
-    from util.palette import atomic_file
+    from util.atomic_files import atomic_file
     with atomic_file(path) as temporary:
         if isinstance(text_or_bytes, bytes):
             temporary.write_bytes(text_or_bytes)

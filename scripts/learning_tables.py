@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.runner import parse_summary  # noqa: E402
-from evaluation.tables import davis_csv_paths  # noqa: E402
-from util.benchmark import environment_line, mib, parse_policy_spec, run_command_measured  # noqa: E402
-from util.palette import atomic_file, read_label_png  # noqa: E402
+from evaluation.runner import parse_summary
+from evaluation.tables import davis_csv_paths
+from util.cli import parse_policy_spec
+from evaluation.benchmark import environment_line, mib, run_command_measured
+from util.atomic_files import atomic_file
+from util.palette import read_label_png
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_POLICIES = ["every5", "every5:max_frames=4", "lfu:capacity=2", "lfu:capacity=4"]  # AMM paper: 2 and 4

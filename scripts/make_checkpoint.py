@@ -10,13 +10,11 @@ Its masks are meaningless: use it to check that commands, layouts and speed work
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import load_network  # noqa: E402
-from util.benchmark import build_network_for  # noqa: E402
-from util.train_checkpoint import atomic_save  # noqa: E402
+from model import load_network
+from evaluation.benchmark import build_network_for
+from training.checkpoint import atomic_save
 
 FAMILIES = ("stcn", "rde", "swem")
 

@@ -9,11 +9,9 @@ train.txt|val.txt, test-dev/ (first annotation only, ImageSets/2017/test-dev.txt
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.synthetic import write_synthetic_davis  # noqa: E402
+from dataset.synthetic import write_synthetic_davis
 
 
 def build_parser():

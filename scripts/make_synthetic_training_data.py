@@ -12,16 +12,14 @@ so that ``train.py --static_root OUT/static --bl_root OUT/BL30K --davis_root OUT
 --yv_root OUT/YouTube`` runs every stage on them.
 """
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.synthetic import SyntheticVideo  # noqa: E402
-from util.palette import write_label_png  # noqa: E402
+from dataset.synthetic import SyntheticVideo
+from util.palette import write_label_png
 
 PARTS = ("static", "bl30k", "davis", "youtube")
 

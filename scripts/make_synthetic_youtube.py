@@ -12,11 +12,9 @@ and may enter late; triangles never occur in train, so they are the "unseen" cat
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.synthetic import write_synthetic_youtube  # noqa: E402
+from dataset.synthetic import write_synthetic_youtube
 
 
 def build_parser():

@@ -10,9 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.youtube_resize import resize_youtube_train  # noqa: E402
+from dataset.youtube_resize import resize_youtube_train
 
 
 def main(argv=None):

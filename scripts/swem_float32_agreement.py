@@ -18,12 +18,11 @@ import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-import model.swem_em as swem_em  # noqa: E402
-from evaluation.golden import load_golden, swem_state_dict  # noqa: E402
-from inference import InferenceCore  # noqa: E402
-from model import load_network  # noqa: E402
+import model.swem.em as swem_em
+from evaluation.golden import load_golden, swem_state_dict
+from inference import InferenceCore
+from model import load_network
 
 
 def published_adaptive_weights(unit_keys, kappa, m, tau=swem_em.TAU, weighting="adaptive"):

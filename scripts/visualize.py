@@ -13,10 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.user_videos import open_frames  # noqa: E402
-from evaluation.overlay import DEFAULT_FPS, write_overlay  # noqa: E402
+from dataset.user_videos import open_frames
+from evaluation.overlay import DEFAULT_FPS, write_overlay
 
 
 def build_parser():

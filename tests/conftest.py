@@ -1,19 +1,19 @@
 """Shared test fixtures: where the golden reference data lives, and synthetic weights."""
-import sys
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from evaluation import golden
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 GOLDEN = REFERENCE / "golden"
 
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from evaluation import golden  # noqa: E402  (needs the repository on sys.path)
+# processes the tests start (scripts, torchrun) import this checkout, not another installed one
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 torch.set_num_threads(2)
 

@@ -1,4 +1,4 @@
-"""Benchmark helpers (util/benchmark.py) and the two benchmark scripts on tiny settings."""
+"""Benchmark helpers (evaluation/benchmark.py) and the two benchmark scripts on tiny settings."""
 import csv
 import importlib.util
 import time
@@ -6,7 +6,8 @@ import time
 import pytest
 
 from conftest import REPO
-from util.benchmark import (TimedIterator, current_rss_bytes, parse_policy_spec, peak_rss_bytes,
+from util.cli import parse_policy_spec
+from evaluation.benchmark import (TimedIterator, current_rss_bytes, peak_rss_bytes,
                             run_isolated, synthetic_clip)
 
 
@@ -135,7 +136,7 @@ def test_memory_benchmark_rejects_bad_arguments():
     bench = load_script("benchmark_memory")
     with pytest.raises(SystemExit):
         bench.parse_args(["--lengths", "0"])
-    with pytest.raises(ValueError, match="not key=value"):
+    with pytest.raises(ValueError, match="expects KEY=VALUE"):
         bench.main(["--policies", "lfu:capacity", "--in-process"])
 
 

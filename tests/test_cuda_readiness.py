@@ -18,7 +18,7 @@ from conftest import synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
 from inference import MEMORY_POLICIES, segment_video
 from model import load_network
-from model.sam import NonLocalBlock
+from model.rde.sam import NonLocalBlock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -58,11 +58,9 @@ def test_every_policy_runs_under_bfloat16_autocast(networks, policy):
 
 @pytest.mark.parametrize("model_name", ["stcn", "rde", "swem"])
 def test_every_recipe_trains_a_step_under_cpu_autocast(model_name):
-    from util.train_recipes import get_recipe
-    from util.trainer import training_step
-    recipe = get_recipe(model_name)
-    if hasattr(recipe, "configure"):
-        recipe.configure(3)
+    from training.recipes import get_recipe
+    from training.trainer import training_step
+    recipe = get_recipe(model_name, stage=3)
     torch.manual_seed(0)
     network = recipe.build_network(single_object=False, pretrained=False)
     if model_name == "rde":
@@ -77,6 +75,8 @@ def test_every_recipe_trains_a_step_under_cpu_autocast(model_name):
         rgb = normalize_image(rgb)
     labels = torch.from_numpy(np.stack([video.labels(t) for t in range(frames)])).long()[None]
     batch = {"rgb": rgb, "labels": labels, "selector": torch.ones(1, 2)}
+    if recipe.sample_extras is not None:   # RDE: the perturbed first masks a dataset sample carries
+        batch.update({k: v[None] for k, v in recipe.sample_extras({"labels": labels[0]}, np.random.default_rng(0)).items()})
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-5)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     decoded = []
@@ -108,8 +108,8 @@ def test_non_local_sum_does_not_overflow_in_float16():
 FACTORIES = {"zeros", "ones", "full", "empty", "arange", "tensor", "randn", "rand", "randint", "eye", "linspace"}
 # (file, function) pairs whose factory calls are on the CPU by intent
 CPU_BY_INTENT = {
-    ("model/swem_em.py", "init_bases"),       # drawn on the generator's device, then moved to ``like``
-    ("model/swem.py", "_register_normalization"),   # module buffers: .to(device) moves them
+    ("model/swem/em.py", "init_bases"),       # drawn on the generator's device, then moved to ``like``
+    ("model/swem/network.py", "_register_normalization"),   # module buffers: .to(device) moves them
     ("model/checkpoint.py", "widen_value_input"),   # state dicts are read on the CPU
     ("model/encoders.py", "_load_imagenet"),      # ImageNet weights are loaded before .to(device)
 }

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dataset.synthetic import write_synthetic_davis
 from evaluation import distributed, runner
-from util.train_distributed import DistributedContext
+from util.distributed import DistributedContext
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 VIDEO_LENGTHS = {"val-shapes-00": 4, "val-shapes-01": 5, "val-shapes-02": 3}

@@ -182,8 +182,8 @@ def test_installed_sets_evaluate_and_train(installed, tmp_path, monkeypatch):
     root, _, _, _ = installed
     from evaluation import runner
     from model import build_network
-    from util.train_config import build_parser, resolve_config
-    from util.trainer import Trainer, weights_path
+    from training.config import build_parser, resolve_config
+    from training.trainer import Trainer, weights_path
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "stcn.pth"

@@ -12,7 +12,6 @@ import torch
 import eval_davis
 import eval_youtube
 import train
-import util.rde_recipe  # noqa: F401  (registers --model rde)
 from conftest import REPO
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.sampler import SampleKey, sample_rng
@@ -21,9 +20,9 @@ from dataset.vos_dataset import sample_frame_indices
 from evaluation import runner
 from inference.rde import RDE_PRESETS
 from test_eval_scripts import HEIGHT, WIDTH, run_script
-from util.train_config import build_parser, resolve_config
-from util.rde_recipe import RDERecipe
-from util.trainer import Trainer, build_dataset
+from training.config import build_parser, resolve_config
+from training.recipes.rde import RDERecipe
+from training.trainer import Trainer, build_dataset
 
 MAX_SKIP = 10   # the curriculum's value carried by the sample keys below (YouTubeVOS divides it by 5)
 
@@ -72,7 +71,6 @@ def test_training_clips_are_drawn_by_the_recipes_frame_sampler(model, sampler, f
 # ----------------------------------------------------------------------------- 2. family options
 def rde_flags(*flags):
     parser = build_parser()
-    RDERecipe.add_arguments(parser)
     return resolve_config(parser.parse_args([str(f) for f in ("--model", "rde", *flags)]))
 
 
@@ -86,9 +84,8 @@ def test_family_options_resolve_from_the_recipe_with_stage_defaults():
 
 def test_trainer_applies_the_configs_family_options_and_refuses_foreign_ones():
     cfg = rde_flags("--stage", 3, "--mc_weight", 3)
-    recipe = RDERecipe().configure(3, mc_weight=7)          # configured otherwise: the config wins
-    trainer = Trainer(cfg, recipe=recipe)
-    assert recipe.settings["mc_weight"] == 3.0 and trainer.cfg.family_options["mc_weight"] == 3.0
+    trainer = Trainer(cfg)                                  # the recipe is built from the config
+    assert trainer.recipe.options["mc_weight"] == 3.0 and trainer.cfg.family_options["mc_weight"] == 3.0
     bare = Trainer(dataclasses.replace(cfg, family_options={}))   # none given: the stage's values, recorded
     assert bare.cfg.family_options == {"mc_weight": 10.0, "ug_f2_weight": 10.0, "ug_f4_weight": 10.0,
                                        "sam_init": "default"}

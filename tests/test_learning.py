@@ -12,10 +12,10 @@ from dataset.sampler import SampleKey
 from dataset.static_dataset import StaticImageDataset
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.vos_dataset import davis_train_dataset
-from model.network import IMAGENET_MEAN, IMAGENET_STD
+from model.normalization import IMAGENET_MEAN, IMAGENET_STD
 from util.palette import write_label_png
-from util.train_config import build_parser, resolve_config
-from util.trainer import Trainer
+from training.config import build_parser, resolve_config
+from training.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

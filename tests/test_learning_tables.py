@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from evaluation.runner import Timer, parse_summary, summary_line
-from util.benchmark import run_command_measured
+from evaluation.benchmark import run_command_measured
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = ["--height", "32", "--width", "48"]

@@ -24,7 +24,8 @@ from evaluation.tables import format_table
 from model.checkpoint import CheckpointError, read_checkpoint, extract_state_dict
 from util.interrupts import Interrupted
 from util.leftovers import remove_dead_temporaries
-from util.palette import atomic_file, publish_directory, write_label_png
+from util.atomic_files import atomic_file, publish_directory
+from util.palette import write_label_png
 
 
 def dead_pid():

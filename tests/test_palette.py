@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util.palette import (LabelImageError, as_palette_array, davis_palette, publish_directory,
-                          read_label_png, write_label_png)
+from util.atomic_files import publish_directory
+
+from util.palette import LabelImageError, as_palette_array, davis_palette, read_label_png, write_label_png
 
 
 def test_davis_palette_first_colours():

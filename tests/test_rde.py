@@ -18,7 +18,7 @@ from inference.rde import LAYOUTS, RDE_PRESETS, RDEMemory
 from inference.transforms import PadToMultiple, image_to_tensor
 from model import RDE, STCN, CheckpointError, KeyFeatures, load_network
 from model.memory_readout import read_memory
-from model.sam import MemoryCompression, NonLocalBlock
+from model.rde.sam import MemoryCompression, NonLocalBlock
 
 PROBS_MAX, PROBS_MEAN = golden_runs.TOLERANCES["rde"]
 INTERMEDIATE_MAX, MARGIN = 1e-3, golden_runs.MARGIN

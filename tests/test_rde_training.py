@@ -15,11 +15,11 @@ from dataset.mask_perturbation import IOU_RANGE, iou, perturb_mask, perturb_obje
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.synthetic import SyntheticVideo
 from model import RDE, STCN, build_network, load_network, normalize_image
-from model.rde_losses import (channel_kl, frame_weights, mask_consistency_loss, segmentation_loss,
+from model.rde.losses import (channel_kl, frame_weights, mask_consistency_loss, segmentation_loss,
                               unbiased_guidance_loss)
-from model.rde_training import rde_train_forward
-from model.sam import MemoryCompression
-from util.rde_recipe import RDERecipe
+from model.rde.training import rde_train_forward
+from model.rde.sam import MemoryCompression
+from training.recipes.rde import RDERecipe
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -125,8 +125,8 @@ def test_mask_consistency_and_guidance_sum_over_object_slots():
 @pytest.fixture(scope="module")
 def rde_network():
     torch.manual_seed(0)
-    network = RDERecipe().build_network(single_object=False, pretrained=False)
-    return RDERecipe().set_train_mode(network)
+    network = RDERecipe(3).build_network(single_object=False, pretrained=False)
+    return RDERecipe(3).set_train_mode(network)
 
 
 def test_forward_uses_stm_on_frames_1_3_and_sam_on_frames_2_4(rde_network):
@@ -160,13 +160,16 @@ def test_forward_uses_stm_on_frames_1_3_and_sam_on_frames_2_4(rde_network):
 
 
 def test_stage0_single_object_three_frames_no_sam():
-    recipe = RDERecipe().configure(0)
+    recipe = RDERecipe(0)
     torch.manual_seed(0)
     network = recipe.build_network(single_object=True, pretrained=False)
     assert type(network) is STCN and network.single_object
     rgb, labels = _clip(1, objects=1)
-    batch = {"rgb": rgb[None], "labels": labels[None], "selector": torch.tensor([[1.0, 0.0]])}
-    out = recipe.training_module(network)(batch["rgb"], batch["labels"], batch["selector"])
+    sample = {"rgb": rgb, "labels": labels, "selector": torch.tensor([1.0, 0.0])}
+    sample.update(recipe.sample_extras(sample, np.random.default_rng(0)))
+    assert sample["perturbed_masks"].shape == (2, *labels.shape[1:]) and not sample["perturbed_masks"][1].any()
+    batch = {k: v[None] for k, v in sample.items()}
+    out = recipe.training_module(network)(batch)
     assert len(out["logits"]) == 2 and out["ug"] == []
     losses = recipe.losses(out, batch, iteration=0)
     torch.testing.assert_close(losses["seg_loss"], losses["loss_1"] / 4 + losses["loss_2"] / 2)
@@ -174,17 +177,20 @@ def test_stage0_single_object_three_frames_no_sam():
 
 
 def test_stage_defaults_and_weight_flags():
-    recipe = RDERecipe()
-    assert [recipe.stage_defaults(s).iterations for s in range(4)] == [75_000, 500_000, 75_000, 150_000]
-    from util.train_config import build_parser, resolve_config
+    assert [RDERecipe.stage_defaults(s).iterations for s in range(4)] == [75_000, 500_000, 75_000, 150_000]
+    from training.config import build_parser, resolve_config
     clip_lengths = [resolve_config(build_parser().parse_args(["--model", "rde", "--stage", str(s)])).num_frames
                     for s in range(4)]
     assert clip_lengths == [3, 5, 5, 5]
-    assert recipe.configure(2).settings["mc_weight"] == 5 and recipe.settings["schedule"].start_warm == 5_000
-    assert recipe.configure(3, ug_f4_weight=2).settings["ug_f4_weight"] == 2.0
-    assert recipe.settings["mc_weight"] == 10 and recipe.settings["schedule"].end_warm == 70_000
+    recipe = RDERecipe(2)
+    assert recipe.options["mc_weight"] == 5 and recipe.schedule.start_warm == 5_000
+    recipe = RDERecipe(3, {"ug_f4_weight": 2})
+    assert recipe.options["ug_f4_weight"] == 2.0
+    assert recipe.options["mc_weight"] == 10 and recipe.schedule.end_warm == 70_000
     with pytest.raises(ValueError, match="stages 0-3"):
-        recipe.configure(4)
+        RDERecipe(4)
+    with pytest.raises(ValueError, match="unknown RDE loss settings"):
+        RDERecipe(3, {"mc": 1})
 
 
 def test_zero_sam_init_keeps_the_recurrent_rde_bounded():
@@ -208,7 +214,7 @@ def test_zero_sam_init_keeps_the_recurrent_rde_bounded():
                 stds[init].append(float(key.std()))
     assert not stds["default"][3] < 1e3
     assert max(stds["zero"]) < 3
-    recipe = RDERecipe().configure(3, sam_init="zero")
+    recipe = RDERecipe(3, {"sam_init": "zero"})
     network = recipe.build_network(single_object=False, pretrained=False)
     assert network.mem_compress.value_encoder.non_local.W.weight.abs().sum() == 0
 
@@ -216,9 +222,9 @@ def test_zero_sam_init_keeps_the_recurrent_rde_bounded():
 def test_load_network_from_stcn_stage0_keeps_default_sam(tmp_path):
     torch.manual_seed(3)
     stage0 = build_network(single_object=True).state_dict()
-    network = RDERecipe().build_network(single_object=False, pretrained=False)
+    network = RDERecipe(3).build_network(single_object=False, pretrained=False)
     default_sam = {k: v.clone() for k, v in network.state_dict().items() if k.startswith("mem_compress.")}
-    prepared = RDERecipe().prepare_state_dict(stage0, network)
+    prepared = RDERecipe(3).prepare_state_dict(stage0, network)
     network.load_state_dict(prepared, strict=True)
     for name, value in default_sam.items():
         assert torch.equal(network.state_dict()[name], value)
@@ -249,11 +255,12 @@ def test_two_process_gloo_run(tmp_path):
 
 
 def test_training_overfits_one_synthetic_video(tmp_path):
-    from util.train_config import build_parser, resolve_config
-    from util.trainer import Trainer
+    from training.config import build_parser, resolve_config
+    from training.trainer import Trainer
     rgb, labels = _clip(11)
     clip = {"rgb": rgb, "labels": labels, "selector": torch.ones(2), "name": "v",
             "frame_indices": torch.arange(5)}
+    clip.update(RDERecipe.sample_extras(clip, np.random.default_rng(0)))
 
     class OneClip:
         def __len__(self):
@@ -265,11 +272,8 @@ def test_training_overfits_one_synthetic_video(tmp_path):
     flags = ["--model", "rde", "--stage", "3", "--id", "overfit", "--save_dir", tmp_path, "--size", 32,
              "--batch_size", 1, "--iterations", 10, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
              "--no_progress", "--device", "cpu", "--log_every", 8, "--sam_init", "zero"]
-    parser = build_parser()
-    RDERecipe.add_arguments(parser)
-    args = parser.parse_args([str(f) for f in flags])
-    recipe = RDERecipe().configure_from_args(args)
-    history = Trainer(resolve_config(args), dataset=OneClip(), recipe=recipe, record_history=True).run()
+    args = build_parser().parse_args([str(f) for f in flags])
+    history = Trainer(resolve_config(args), dataset=OneClip(), record_history=True).run()
     assert all(np.isfinite(history))
     start, end = np.mean(history[:2]), np.mean(history[-4:])
     assert end < 0.5 * start and max(history) <= 1.5 * history[0], history

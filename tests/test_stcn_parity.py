@@ -9,7 +9,7 @@ from evaluation import golden
 from inference.transforms import PadToMultiple, image_to_tensor
 from model import aggregate, load_network, train_forward
 from model.losses import bootstrapped_ce
-from model.network import normalize_image
+from model.normalization import normalize_image
 
 PROB_MAX, PROB_MEAN = golden.TOLERANCES["stcn"]
 FEATURE_MAX, MARGIN = 1e-3, golden.MARGIN

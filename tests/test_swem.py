@@ -14,7 +14,7 @@ from inference import InferenceCore, segment_video
 from inference.swem import youtube_work_size
 from model import CheckpointError, load_network
 from model.swem import SWEM
-from model.swem_em import (Bases, adaptive_weights, init_bases, l2_normalize, mask_weights,
+from model.swem.em import (Bases, adaptive_weights, init_bases, l2_normalize, mask_weights,
                            match_bases, weighted_em)
 
 FEATURE_MAX, BASES_MAX, ZETA_ABS, ZETA_REL = 1e-5, 1e-4, 1e-4, 1e-5   # SWEM.md §8
@@ -402,7 +402,7 @@ def test_memory_dtype_float64_by_default_or_as_asked(net64):
 
 
 def test_swem_policy_rejects_bad_options(net64):
-    from model.network import STCN
+    from model.stcn.network import STCN
     with pytest.raises(ValueError, match="needs a SWEM network"):
         InferenceCore(STCN(), memory="swem")
     with pytest.raises(ValueError, match="top_l"):

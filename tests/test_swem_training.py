@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-import util.swem_recipe  # noqa: F401  (registers --model swem)
 from conftest import REPO
 from dataset.sampler import SampleKey
 from dataset.swem_frames import sample_swem_frame_indices
 from model import load_network
 from model.swem import SWEM
-from model.swem_losses import SWEM_BOOTSTRAP, soft_iou_loss, swem_losses
-from model.swem_training import denormalize_image, swem_train_forward
-from model.network import normalize_image, set_train_mode
-from util.swem_recipe import SWEM_CURRICULUM, SWEMRecipe
-from util.train_config import build_parser, resolve_config
-from util.train_recipes import get_recipe
-from util.trainer import Trainer, weights_path
+from model.swem.losses import SWEM_BOOTSTRAP, soft_iou_loss, swem_losses
+from model.normalization import denormalize_image, normalize_image
+from model.swem.training import swem_train_forward
+from model.stcn import set_train_mode
+from training.recipes.swem import SWEM_CURRICULUM, SWEMRecipe
+from training.config import build_parser, resolve_config
+from training.recipes import recipe_class
+from training.trainer import Trainer, weights_path
 
 SIZE = 32
 
@@ -41,9 +41,9 @@ def test_stage_defaults_are_the_published_ones():
         (150_000, (125_000,), 8, 3, 2)
     stage0 = config("--stage", 0)
     assert stage0.single_object and stage0.batch_size == 16 and stage0.steps == (150_000,)
-    assert get_recipe("swem").stage_defaults(1).iterations == 60_000
+    assert recipe_class("swem").stage_defaults(1).iterations == 60_000
     with pytest.raises(ValueError, match="stages 0-3"):
-        SWEMRecipe().stage_defaults(4)
+        SWEMRecipe.stage_defaults(4)
 
 
 def swem_skip(iteration, total, m=25, f=10):
@@ -123,10 +123,13 @@ def test_swem_losses_add_ce_and_iou():
     labels = torch.randint(0, 3, (2, 3, 8, 8), generator=g)
     labels[1] = labels[1].clamp(max=1)                        # clip 1 has one object only
     selector = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
-    out = swem_losses(logits, probs, labels, 0, selector)
+    out = swem_losses(logits, labels, 0, selector)
     assert torch.allclose(out["total_loss"], out["ce_loss"] + out["iou_loss"])
-    assert torch.allclose(out["ce_loss"], out["loss_1"] + out["loss_2"])
-    assert out["p"] == 1.0 and 0 <= float(out["iou"]) <= 1
+    assert torch.allclose(out["ce_loss"], out["frame_losses"][0] + out["frame_losses"][1])
+    logged = SWEMRecipe(3).losses({"logits": logits, "probs": probs}, {"labels": labels, "selector": selector}, 0)
+    assert torch.allclose(logged["total_loss"], out["total_loss"])
+    assert torch.equal(logged["loss_2"], out["frame_losses"][1]) and "frame_losses" not in logged
+    assert logged["p"] == 1.0 and 0 <= float(logged["iou"]) <= 1
 
 
 # ----------------------------------------------------------------------------- forward
@@ -149,7 +152,7 @@ def test_training_forward_shapes_and_gradients(network):
     assert torch.allclose(out["probs"][0].sum(dim=1), torch.ones(2, 64, 64))
     assert float(out["probs"][1][1, 2].detach().max()) < 1e-5          # the invalid slot stays empty
     network.zero_grad()
-    swem_losses(out["logits"], out["probs"], labels, 0, selector)["total_loss"].backward()
+    swem_losses(out["logits"], labels, 0, selector)["total_loss"].backward()
     for name in ("value_encoder.conv1.weight", "key_proj.key_proj.weight", "key_comp.weight",
                  "swem_core.fusion_layer.layer_f.weight", "decoder.pred.weight", "key_encoder.conv1.weight"):
         grad = dict(network.named_parameters())[name].grad

@@ -12,10 +12,10 @@ from conftest import REPO
 from dataset.sampler import SampleKey
 from model import build_network, load_network
 from model.checkpoint import read_checkpoint
-from util.train_checkpoint import (atomic_save, capture_rng_state, load_training_state, restore_rng_state,
+from training.checkpoint import (atomic_save, capture_rng_state, load_training_state, restore_rng_state,
                                    save_weights)
-from util.train_config import build_parser, resolve_config
-from util.trainer import Trainer, lr_at, state_path, weights_path
+from training.config import build_parser, resolve_config
+from training.trainer import Trainer, lr_at, state_path, weights_path
 
 SIZE = "32"   # crop size of the runs below (a multiple of 16)
 
@@ -267,38 +267,30 @@ def test_benchmark_script_reports_a_table_and_progress(capsys):
 def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeypatch):
     """RDE/SWEM plug in this way: own clip length, network, forward and losses; shared everything else."""
     from model.losses import bootstrapped_ce_terms
-    from util import train_recipes
-    from util.train_recipes import StageDefaults, TrainingRecipe
+    from training.recipes import RECIPES, StageDefaults, TrainingRecipe
 
     seen = []
 
-    class TinyStep(torch.nn.Module):
-        def __init__(self, network):
-            super().__init__()
-            self.network = network
-
-        def forward(self, rgb, labels, selector):
-            seen.append(tuple(rgb.shape))
-            logits = [self.network(rgb[:, t]) for t in range(1, rgb.shape[1])]
-            return {"logits": logits, "probs": [torch.softmax(x, 1) for x in logits]}
-
     class TinyRecipe(TrainingRecipe):
         name = "tiny"
-
-        def stage_defaults(self, stage):
-            return StageDefaults("main", 2, 3, (2,), num_frames=5, optimizer="adamw", lr=1e-3)
+        STAGES = {3: StageDefaults("main", 2, 3, (2,), num_frames=5, optimizer="adamw", lr=1e-3)}
 
         def build_network(self, single_object, pretrained):
-            return torch.nn.Conv2d(3, 3, 3, padding=1)
+            conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+            conv.single_object = False
+            return conv
 
-        def training_module(self, network):
-            return TinyStep(network)
+        def forward(self, network, batch, selector):
+            rgb = batch["rgb"]
+            seen.append(tuple(rgb.shape))
+            logits = [network(rgb[:, t]) for t in range(1, rgb.shape[1])]
+            return {"logits": logits, "probs": [torch.softmax(x, 1) for x in logits]}
 
         def losses(self, outputs, batch, iteration):
             terms, p = bootstrapped_ce_terms(outputs["logits"], batch["labels"], iteration, batch["selector"])
             return {"total_loss": sum(terms), "p": p}
 
-    monkeypatch.setitem(train_recipes.RECIPES, "tiny", TinyRecipe)
+    monkeypatch.setitem(RECIPES, "tiny", TinyRecipe)
     cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny", 3), "--model", "tiny", "--log_image_every", 1)
     assert (cfg.num_frames, cfg.optimizer, cfg.lr, cfg.steps) == (5, "adamw", 1e-3, (2,))
     history = Trainer(cfg, record_history=True).run()
@@ -307,7 +299,7 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
 
     # a bad training image met mid-run names the file, and the progress made so far is saved
     from dataset.folders import DatasetFolderError
-    from util.trainer import build_dataset
+    from training.trainer import build_dataset
 
     class TruncatedThirdClip:
         def __init__(self, dataset):
@@ -325,7 +317,7 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
     cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny_bad", 3), "--model", "tiny")
     with pytest.raises(DatasetFolderError, match=r"^v/00003.jpg: not a readable image \(image file is truncated\); "
                                                  r"stopped at iteration 2, training state saved to .*tiny_bad_checkpoint"):
-        Trainer(cfg, dataset=TruncatedThirdClip(build_dataset(cfg, TinyRecipe()))).run()
+        Trainer(cfg, dataset=TruncatedThirdClip(build_dataset(cfg, TinyRecipe))).run()
     assert load_training_state(state_path(cfg))["iteration"] == 2
 
 
@@ -342,8 +334,8 @@ def test_bad_data_folder_stops_train_py_with_one_line(tmp_path, capsys):
 
 
 def test_resume_beyond_the_iterations_is_refused_before_the_build(tmp_path, monkeypatch):
-    from util.train_checkpoint import save_training_state
-    from util.trainer import TrainingSetupError
+    from training.checkpoint import save_training_state
+    from training.trainer import TrainingSetupError
     network = torch.nn.Linear(2, 2)
     optimizer = torch.optim.Adam(network.parameters())
     saved = tmp_path / "run_checkpoint.pth"

@@ -17,8 +17,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .memory_readout import readout_dense, softmax_over_memory
-from .precision import full_precision
+from model.memory_readout import readout_dense, softmax_over_memory
+from model.precision import full_precision
 
 TAU = 0.05          # SWEM.md §1: temperature of the E-step, the adaptive weights and the matching
 EM_ITERS = 4        # R: E/M passes per memorised frame (3 adaptive-weight updates in between)

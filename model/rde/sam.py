@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .precision import at_least_float32, full_precision
+from model.precision import at_least_float32, full_precision
 
 ASPP_DILATIONS = (2, 4, 6)   # the three atrous branches beside the 1x1x1 one
 

@@ -1,6 +1,6 @@
 """Command line and resolved settings of ``train.py``.
 
-Flags left unset take the model family's stage defaults (``util/train_recipes.py``); the resolved
+Flags left unset take the model family's stage defaults (``training/recipes/base.py``); the resolved
 ``TrainConfig`` is printed and saved as ``config.json`` in the run folder. A family's own flags
 (e.g. RDE's loss weights) are resolved by its recipe into ``family_options``.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
+from training.recipes import all_recipes, recipe_class
 from util.cli import ArgumentParser
-from util.train_recipes import all_recipes, get_recipe
 
 __all__ = ["TrainConfig", "build_parser", "resolve_config", "config_to_dict"]
 
@@ -60,7 +60,7 @@ class TrainConfig:
     yv_root: str
     davis_repeat: int
     batch_norm: str = "frozen"     # "frozen" (published: running statistics) or "train" (batch statistics)
-    family_options: dict = field(default_factory=dict)   # the recipe's own settings (recipe.family_options())
+    family_options: dict = field(default_factory=dict)   # the family's own settings (recipe.options)
 
 
 def build_parser():
@@ -125,14 +125,16 @@ def build_parser():
     g.add_argument("--benchmark", action="store_true", help="cudnn.benchmark (published flag)")
     g.add_argument("--debug", action="store_true", help="log scalars and images every iteration")
     g.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)   # legacy launcher; torchrun uses env
+    for family in all_recipes().values():   # family-specific flags (e.g. RDE loss weights)
+        family.add_arguments(p)
     return p
 
 
 def resolve_config(args):
     """Fill unset flags from the recipe's stage defaults and check the result."""
-    recipe = get_recipe(args.model)
+    recipe = recipe_class(args.model)
     d = recipe.stage_defaults(args.stage)
-    family_options = recipe.configure_from_args(args).family_options()
+    family_options = recipe.resolve_options(args.stage, recipe.options_from_args(args))
     run_id = args.id or f"{args.model}_s{args.stage}"
     run_dir = Path(args.save_dir) / run_id
     iterations = args.iterations if args.iterations is not None else d.iterations

@@ -1,7 +1,7 @@
 """The shared training loop: datasets, DDP, AMP, lr schedule, logging, checkpoints, resuming.
 
 What differs between model families (clip length, network, forward pass, losses, stage defaults)
-comes from a ``TrainingRecipe``; see ``util/train_recipes.py``.
+comes from a ``TrainingRecipe``; see ``training/recipes/base.py``.
 """
 import dataclasses
 import json
@@ -9,19 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dataset.folders import DatasetFolderError
 from dataset.sampler import TrainingBatchSampler
+from dataset.static_dataset import StaticImageDataset, static_sets
+from dataset.vos_dataset import bl30k_dataset, davis_train_dataset, main_training_dataset, youtube_train_dataset
 from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
 from util.leftovers import remove_dead_temporaries
-from util.train_checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
-from util.train_config import config_to_dict
-from util.train_distributed import barrier, init_distributed, shutdown_distributed
-from util.train_logger import TrainLogger
-from util.train_recipes import get_recipe
+from training.checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
+from training.config import config_to_dict
+from util.distributed import barrier, init_distributed, shutdown_distributed
+from training.logger import TrainLogger
+from training.recipes import recipe_class
 
 __all__ = ["Trainer", "TrainingSetupError", "build_dataset", "lr_at", "training_step", "weights_path", "state_path"]
 
@@ -44,15 +47,14 @@ def state_path(cfg):
 
 
 def build_dataset(cfg, recipe=None):
-    """The stage's training set, from the published folder layouts; video clips are drawn by the
-    recipe's ``frame_sampler`` (``recipe`` defaults to the one ``cfg.model`` names)."""
-    common = dict(size=cfg.size, num_frames=cfg.num_frames, max_objects=cfg.max_objects)
+    """The stage's training set, from the published folder layouts. Samples get the recipe's
+    ``sample_extras`` and video clips are drawn by its ``frame_sampler`` (``recipe``, a recipe or its
+    class, defaults to the one ``cfg.model`` names)."""
+    recipe = recipe or recipe_class(cfg.model)
+    common = dict(size=cfg.size, num_frames=cfg.num_frames, max_objects=cfg.max_objects,
+                  sample_extras=recipe.sample_extras)
     if cfg.data == "static":
-        from dataset.static_dataset import StaticImageDataset, static_sets
         return StaticImageDataset(static_sets(cfg.static_root), **common)
-    from dataset.vos_dataset import (bl30k_dataset, davis_train_dataset, main_training_dataset,
-                                     youtube_train_dataset)
-    recipe = recipe or get_recipe(cfg.model)
     common["frame_sampler"] = recipe.frame_sampler
     if cfg.data == "bl30k":
         return bl30k_dataset(cfg.bl_root, **common)
@@ -69,7 +71,7 @@ def training_step(recipe, step_module, batch, iteration, optimizer, scaler, amp)
     """One optimisation step on a batch already on the device: forward, losses, backward, update."""
     device_type = batch["rgb"].device.type
     with torch.autocast(device_type=device_type, enabled=amp):
-        outputs = step_module(batch["rgb"], batch["labels"], batch["selector"])
+        outputs = step_module({k: v for k, v in batch.items() if torch.is_tensor(v)})
         losses = recipe.losses(outputs, batch, iteration)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total_loss"]).backward()
@@ -80,7 +82,6 @@ def training_step(recipe, step_module, batch, iteration, optimizer, scaler, amp)
 
 def _init_worker(worker_id):
     """Data workers: one thread each for OpenCV and torch (samples carry their own seeds)."""
-    import cv2
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
@@ -90,13 +91,14 @@ def _to_device(batch, device):
 
 
 class Trainer:
-    """Runs one stage. ``dataset`` (optional) replaces the one the config names."""
+    """Runs one stage. ``dataset`` (optional) replaces the one the config names; ``recipe_type``
+    (optional) a recipe class replacing the registered one of ``cfg.model``."""
 
-    def __init__(self, cfg, dataset=None, recipe=None, record_history=False):
-        # the config's family options (none given: the stage's values) override however the recipe
-        # was configured, and the config records them all, so config.json is what runs
-        self.recipe = (recipe or get_recipe(cfg.model)).configure_options(cfg.stage, cfg.family_options)
-        self.cfg = dataclasses.replace(cfg, family_options=self.recipe.family_options())
+    def __init__(self, cfg, dataset=None, recipe_type=None, record_history=False):
+        # the recipe is built once from the config; the config then records every family option
+        # (those not given at the stage's values), so config.json is what runs
+        self.recipe = (recipe_type or recipe_class(cfg.model)).from_config(cfg)
+        self.cfg = dataclasses.replace(cfg, family_options=self.recipe.options)
         self.dataset = dataset
         self.record_history = record_history
         self.history = []          # with record_history: total loss of every iteration of this process

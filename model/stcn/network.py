@@ -1,34 +1,14 @@
 """STCN as stage functions: encode_key, encode_value, decode. No memory policy lives here.
 
-The same modules serve training (``model.training.train_forward``: full softmax over memory, with
+The same modules serve training (``model.stcn.training.train_forward``: full softmax over memory, with
 gradients) and inference (``inference``: top-k read-out under ``torch.inference_mode``).
 """
-from typing import NamedTuple
-
 import torch
 import torch.nn as nn
 
-from .encoders import KeyEncoder, ValueEncoder
-from .modules import Decoder, KeyProjection, like_format
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class KeyFeatures(NamedTuple):
-    """Key-encoder outputs of a frame: everything a query or a later memory write needs."""
-    key: torch.Tensor       # B, Ck, h, w   (stride 16)
-    f16_thin: torch.Tensor  # B, 512, h, w  (decoder input beside the read-out)
-    f16: torch.Tensor       # B, 1024, h, w (value-encoder fusion input)
-    f8: torch.Tensor        # B, 512, 2h, 2w
-    f4: torch.Tensor        # B, 256, 4h, 4w
-
-
-def normalize_image(image):
-    """RGB in [0, 1], (..., 3, H, W) -> ImageNet-normalised."""
-    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image - mean) / std
+from model.checkpoint import register_architecture
+from model.encoders import KeyEncoder, KeyFeatures, ValueEncoder
+from model.modules import Decoder, KeyProjection, like_format
 
 
 def others_channel(object_probs):
@@ -102,3 +82,7 @@ def set_train_mode(network):
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
     return network
+
+
+# STCN is the fallback architecture: a state dict no other family recognises loads as STCN.
+register_architecture("stcn", build=build_network)

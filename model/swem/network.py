@@ -2,7 +2,7 @@
 
 Differences from STCN's network: frames enter as RGB in [0, 1] and each encoder normalises with
 its own registered buffers (``key_encoder.mean/std``, ``value_encoder.mean/std``); the key has 128
-channels; the read-out comes from per-object bases (``model.swem_em``) and is fused with the
+channels; the read-out comes from per-object bases (``model.swem.em``) and is fused with the
 compressed query feature and the top-l similarity feature by a gated linear unit
 (``swem_core.fusion_layer``); the decoder sees that 512-ch context only and resizes its logits
 straight to the requested output size.
@@ -10,11 +10,13 @@ straight to the requested output size.
 import torch
 import torch.nn as nn
 
-from .checkpoint import register_architecture
-from .encoders import KeyEncoder, ValueEncoder
-from .modules import Decoder, KeyProjection
-from .network import IMAGENET_MEAN, IMAGENET_STD, STCN, KeyFeatures
-from .swem_em import TAU, TOP_L, match_bases
+from model.checkpoint import register_architecture
+from model.encoders import KeyEncoder, ValueEncoder
+from model.modules import Decoder, KeyProjection
+from model.encoders import KeyFeatures
+from model.normalization import IMAGENET_MEAN, IMAGENET_STD
+from model.stcn.network import STCN
+from model.swem.em import TAU, TOP_L, match_bases
 
 
 class _Normalizing:

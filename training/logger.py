@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import torch
+from torchvision.utils import make_grid
 
-from util.train_distributed import all_reduce_mean
+from model.normalization import denormalize_image
+from util.distributed import all_reduce_mean
+from util.palette import davis_palette
 
 __all__ = ["TrainLogger", "ScalarAverager", "clip_grid"]
-
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
 class ScalarAverager:
@@ -38,7 +38,6 @@ class ScalarAverager:
 
 
 def _palette_colours(labels):
-    from util.palette import davis_palette
     colours = torch.from_numpy(davis_palette().astype(np.float32) / 255.0)
     return colours[labels.long().clamp(0, 255)].permute(2, 0, 1)
 
@@ -48,10 +47,9 @@ def clip_grid(rgb, labels, probs):
 
     rgb: T x 3 x H x W (normalised), labels: T x H x W, probs: list of (1+K) x H x W for frames 1..T-1.
     """
-    from torchvision.utils import make_grid
     rgb = rgb.detach().float().cpu()
     labels = labels.detach().cpu()
-    frames = (rgb * IMAGENET_STD + IMAGENET_MEAN).clamp(0, 1)
+    frames = denormalize_image(rgb).clamp(0, 1)
     truth = [_palette_colours(labels[t]) for t in range(len(labels))]
     predicted = [truth[0]] + [_palette_colours(p.detach().float().cpu().argmax(0)) for p in probs]
     tiles = list(frames) + truth + predicted

@@ -8,18 +8,8 @@ query side of the matching.
 import torch
 import torch.nn.functional as F
 
-from .aggregate import aggregate_logits
-from .network import IMAGENET_MEAN, IMAGENET_STD
-from .swem_em import EM_ITERS, N_BASES, TAU, init_bases, mask_weights, weighted_em
-from .training import one_hot_objects
-
-
-def denormalize_image(image):
-    """ImageNet-normalised (..., 3, H, W) -> RGB in [0, 1] (SWEM normalises inside its encoders)."""
-    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
-    return image * std + mean
-
+from model.clip_forward import clip_features, default_selector, frame_features, object_slots, one_hot_objects, segment
+from model.swem.em import EM_ITERS, N_BASES, TAU, init_bases, mask_weights, weighted_em
 
 def swem_train_forward(network, frames, labels, selector=None, n_bases=N_BASES, em_iters=EM_ITERS,
                        tau=TAU, weighting="adaptive"):
@@ -32,39 +22,33 @@ def swem_train_forward(network, frames, labels, selector=None, n_bases=N_BASES, 
 
     Returns {"logits": [B x (1+K) x H x W aggregated log-odds for frames 1..T-1], "probs": [...]}.
     """
-    b, t, _, h, w = frames.shape
-    num_objects = 1 if network.single_object else 2
-    if selector is None:
-        selector = frames.new_ones(b, num_objects)
+    t, _, h, w = frames.shape[1:]
+    num_objects = object_slots(network)
+    selector = default_selector(network, frames, selector)
     grid = (h // 16, w // 16)
-    keys = network.encode_key(frames.flatten(0, 1))
-    feats = type(keys)(*[f.view(b, t, *f.shape[1:]) for f in keys])
-
-    def query(i):
-        return type(keys)(*[f[:, i] for f in feats])
+    feats = clip_features(network, frames)
 
     def memorise(i, hard, soft, prior):
         value = network.encode_value(frames[:, i], feats.f16[:, i], soft)
         return weighted_em(feats.key[:, i].flatten(2), value.flatten(3), mask_weights(hard, soft, grid),
                            prior, iters=em_iters, tau=tau, weighting=weighting)
 
-    like = torch.empty(0, dtype=next(network.parameters()).dtype, device=frames.device)
-    first_masks = one_hot_objects(labels[:, 0], num_objects).to(like.dtype)
-    prior = init_bases(b, num_objects, network.key_channels, network.value_channels, n_bases, like=like)
+    dtype = next(network.parameters()).dtype
+    like = torch.empty(0, dtype=dtype, device=frames.device)
+    first_masks = one_hot_objects(labels[:, 0], num_objects).to(dtype)
+    prior = init_bases(frames.shape[0], num_objects, network.key_channels, network.value_channels, n_bases,
+                       like=like)
     first = memorise(0, first_masks, first_masks, prior)
     update = None
     out_logits, out_probs = [], []
     for i in range(1, t):
         bases = first if update is None else first.cat(update, dim=4)
-        context = network.read(query(i), bases, tau=tau)
-        object_probs = torch.sigmoid(network.decode(context, query(i), out_size=(h, w)))
-        if not network.single_object:
-            object_probs = object_probs * selector[:, :, None, None].to(object_probs.dtype)
-        logits = aggregate_logits(object_probs, dim=1)
-        probs = F.softmax(logits, dim=1)
+        query = frame_features(feats, i)
+        context = network.read(query, bases, tau=tau)
+        logits, probs = segment(network, network.decode(context, query, out_size=(h, w)), selector)
         out_logits.append(logits)
         out_probs.append(probs)
         if i < t - 1:
             hard = F.one_hot(probs.detach().argmax(dim=1), num_objects + 1).permute(0, 3, 1, 2)[:, 1:]
-            update = memorise(i, hard.to(like.dtype), probs[:, 1:], update if update is not None else first)
+            update = memorise(i, hard.to(dtype), probs[:, 1:], update if update is not None else first)
     return {"logits": out_logits, "probs": out_probs}

@@ -71,34 +71,6 @@ def synthetic_clip(length, height, width, num_objects, seed=0):
     return video.frames(), video.labels(0)
 
 
-def parse_policy_spec(spec):
-    """'every5' or 'every5:max_frames=10,top_k=20' -> (policy name, {option: int/float/bool/str})."""
-    name, _, rest = spec.partition(":")
-    if not name:
-        raise ValueError(f"empty policy name in {spec!r}")
-    options = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"policy option {item!r} in {spec!r} is not key=value")
-        options[key] = _parse_value(value)
-    return name, options
-
-
-def _parse_value(text):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _child(queue, fn, args, kwargs):
     try:
         queue.put(("ok", fn(*args, **kwargs)))

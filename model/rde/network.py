@@ -4,9 +4,9 @@ The released checkpoints (``model_s012_final.pth``, ``model_s012_final_yv.pth``)
 entries plus 30 ``mem_compress.*`` entries and load strictly through ``model.load_network``, which
 recognises them from the ``mem_compress.`` prefix.
 """
-from .checkpoint import register_architecture
-from .network import STCN
-from .sam import MemoryCompression
+from model.checkpoint import register_architecture
+from model.stcn.network import STCN
+from model.rde.sam import MemoryCompression
 
 SAM_PREFIX = "mem_compress."
 

@@ -12,12 +12,13 @@ objects; bootstrapped CE
 channel by orthogonal init. The published code trains without AMP (pass --no_amp to match; the EM
 and the matching always run in full precision). There is no BL30K stage in SWEM.
 """
-import torch.nn as nn
-
 from dataset.curriculum import SkipCurriculum
 from dataset.swem_frames import sample_swem_frame_indices
-
-from .train_recipes import RECIPES, StageDefaults, STCNRecipe
+from model.normalization import denormalize_image
+from model.swem import build_swem, swem_train_forward
+from model.swem.losses import swem_losses
+from training.recipes.base import StageDefaults, register_recipe
+from training.recipes.stcn import STCNRecipe
 
 LR, WEIGHT_DECAY = 2e-5, 5e-4
 DAVIS_MAX_SKIP, FINAL_FRACTION = 25, 0.4      # final skip max(1, floor(2 M / 5)) = 10
@@ -56,43 +57,25 @@ SWEM_STAGES = {
 }
 
 
-class _SWEMStep(nn.Module):
-    """Runs ``swem_train_forward`` through ``forward`` so DDP sees (and synchronises) the step."""
-
-    def __init__(self, network):
-        super().__init__()
-        self.network = network
-
-    def forward(self, rgb, labels, selector):
-        from model.swem_training import denormalize_image, swem_train_forward
-        single = self.network.single_object
-        objects = 1 if single else selector.shape[1]
-        return swem_train_forward(self.network, denormalize_image(rgb), labels,
-                                  None if single else selector[:, :objects])
-
-
+@register_recipe
 class SWEMRecipe(STCNRecipe):
     """SWEM (CVPR 2022): STCN's BatchNorm handling and stage-0 widening, its own network, forward,
     losses and stage defaults."""
 
     name = "swem"
+    STAGES = SWEM_STAGES
     frame_sampler = staticmethod(sample_swem_frame_indices)
 
-    def stage_defaults(self, stage):
-        if stage not in SWEM_STAGES:
-            raise ValueError(f"SWEM has stages 0-3, not {stage}")
-        return SWEM_STAGES[stage]
 
     def build_network(self, single_object, pretrained):
-        from model.swem import build_swem
         return build_swem(single_object=single_object, pretrained=pretrained)
 
-    def training_module(self, network):
-        return _SWEMStep(network)
+    def forward(self, network, batch, selector):
+        # clips arrive ImageNet-normalised; SWEM's encoders normalise RGB in [0, 1] themselves
+        return swem_train_forward(network, denormalize_image(batch["rgb"]), batch["labels"], selector)
 
     def losses(self, outputs, batch, iteration):
-        from model.swem_losses import swem_losses
-        return swem_losses(outputs["logits"], outputs["probs"], batch["labels"], iteration, batch["selector"])
-
-
-RECIPES["swem"] = SWEMRecipe
+        labels, selector = batch["labels"], batch["selector"]
+        result = swem_losses(outputs["logits"], labels, iteration, selector)
+        frame_losses = result.pop("frame_losses")
+        return {**result, **self.frame_metrics(frame_losses, outputs["probs"], labels, selector)}

@@ -12,7 +12,7 @@ teachers are not detached, as in the released code.
 """
 import torch.nn.functional as F
 
-from .losses import STCN_BOOTSTRAP, bootstrapped_ce_terms
+from model.losses import STCN_BOOTSTRAP, bootstrapped_ce_terms
 
 MC_WEIGHT = 10.0      # paper Sec. 3.3: gamma = 10 (released stage-2 command: 5)
 UG_WEIGHT = 10.0      # paper Sec. 3.3: mu = 10, for each of the two SAM frames (stage-2 command: 5)

@@ -7,7 +7,7 @@ the supervised frames; ``selector`` (B x K) marks the real object slots.
 """
 import torch
 
-from .losses import BootstrapSchedule, _supervised_labels, bootstrapped_ce_terms, per_object_iou
+from model.losses import BootstrapSchedule, _supervised_labels, bootstrapped_ce_terms
 
 # plain mean CE before 20k iterations, then the hardest fraction falls linearly to 0.30 at 70k
 SWEM_BOOTSTRAP = BootstrapSchedule(start_warm=20_000, end_warm=70_000, top_p=0.30)
@@ -46,18 +46,11 @@ def soft_iou_loss(logits, labels, selector=None):
     return 1 - ious[valids].mean()
 
 
-def swem_losses(logits, probs, labels, iteration, selector=None, schedule=SWEM_BOOTSTRAP,
-                iou_weight=IOU_WEIGHT):
-    """Total loss and logged terms of one SWEM step (sum over frames of the bootstrapped CE, plus
-    the soft-IoU loss)."""
+def swem_losses(logits, labels, iteration, selector=None, schedule=SWEM_BOOTSTRAP, iou_weight=IOU_WEIGHT):
+    """Total loss and its terms for one SWEM step: the sum over frames of the bootstrapped CE plus the
+    soft-IoU loss. ``frame_losses`` lists the CE of each supervised frame."""
     frame_losses, p = bootstrapped_ce_terms(logits, labels, iteration, selector, schedule)
     iou_loss = soft_iou_loss(logits, labels, selector)
     ce = sum(frame_losses)
-    result = {"total_loss": ce + iou_weight * iou_loss, "ce_loss": ce, "iou_loss": iou_loss, "p": p}
-    for f, loss in enumerate(frame_losses, start=1):
-        result[f"loss_{f}"] = loss
-    supervised = _supervised_labels(logits, labels)
-    ious = torch.stack([per_object_iou(frame.float(), supervised[:, f], selector)
-                        for f, frame in enumerate(probs)])
-    result["iou"] = torch.nanmean(ious)
-    return result
+    return {"total_loss": ce + iou_weight * iou_loss, "ce_loss": ce, "iou_loss": iou_loss, "p": p,
+            "frame_losses": frame_losses}
