@@ -7,13 +7,23 @@ show the work done when wall-clock frames/s mostly show the load of other proces
 Peak RSS is the kernel's high-water mark of the process (``VmHWM``); a fresh process per measured run
 (``run_isolated``) makes it belong to that run only, model loading included.
 """
+import json
 import multiprocessing
 import os
+import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+import traceback
 
 import psutil
+import torch
+
+import model
+from dataset.synthetic import SyntheticVideo
+from model import checkpoint
 
 
 def current_rss_bytes():
@@ -42,7 +52,6 @@ class TimedIterator:
     """Wraps an iterable and adds up the wall and process-CPU seconds spent producing its items
     (``seconds``, ``cpu_seconds``), so a consumer's throughput can leave the producer out (e.g.
     rendering of synthetic frames)."""
-
     def __init__(self, iterable):
         self._iterator = iter(iterable)
         self.seconds = 0.0
@@ -65,8 +74,6 @@ class TimedIterator:
 
 def synthetic_clip(length, height, width, num_objects, seed=0):
     """(lazy RGB frame iterator, frame-0 label map) of a seeded synthetic video; DAVIS protocol."""
-    from dataset.synthetic import SyntheticVideo
-
     video = SyntheticVideo(seed=seed, height=height, width=width, num_objects=num_objects, length=length)
     return video.frames(), video.labels(0)
 
@@ -75,7 +82,6 @@ def _child(queue, fn, args, kwargs):
     try:
         queue.put(("ok", fn(*args, **kwargs)))
     except BaseException as exc:  # report any failure to the parent instead of hanging it
-        import traceback
         queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
 
 
@@ -112,10 +118,6 @@ def run_command_measured(argv, log_path, env=None):
     """Run the command ``argv`` in a fresh process with stdout and stderr into ``log_path``; returns
     (exit code, wall seconds, the command's peak RSS in bytes). The peak is the kernel's high-water
     mark of that process alone (``wait4``), not counting the caller's memory."""
-    import json
-    import subprocess
-    import tempfile
-
     handle, usage_path = tempfile.mkstemp(suffix=".json")
     os.close(handle)
     start = time.perf_counter()
@@ -133,8 +135,6 @@ def run_command_measured(argv, log_path, env=None):
 
 def set_threads(threads):
     """torch intra-op threads (None: leave torch's default, which is one per core)."""
-    import torch
-
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -151,15 +151,12 @@ def cpu_name():
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
     return platform.processor() or "unknown CPU"
 
 
 def environment_line(threads=None):
     """Machine and torch settings of a benchmark; ``threads``: what the measured runs use (default:
     this process's torch threads)."""
-    import torch
-
     threads = torch.get_num_threads() if threads is None else threads
     return (f"{cpu_name()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2 ** 30:.0f} GiB RAM; "
             f"torch {torch.__version__}, {threads} threads")
@@ -168,11 +165,6 @@ def environment_line(threads=None):
 def build_network_for(policy, seed=0):
     """A randomly initialised (seeded) network for ``policy``: the architecture registered under the
     policy's name when there is one (rde, swem), else STCN. Eval mode."""
-    import torch
-
-    import model
-    from model import checkpoint
-
     torch.manual_seed(seed)
     entry = checkpoint._ARCHITECTURES.get(policy)   # the registry load_network uses, read only
     network = entry[1](single_object=False) if entry is not None else model.build_network()

@@ -46,9 +46,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
+from util.atomic_files import atomic_file, give_default_permissions, publish_directory
 from util.interrupts import Interrupted, raise_on_signals
 from util.leftovers import pid_alive, process_start_time, remove_leftovers
-from util.atomic_files import atomic_file, give_default_permissions, publish_directory
 
 LOCK_NAME = ".output.lock"
 CONFIG_NAME = "eval_config.json"
@@ -84,7 +86,6 @@ def _remove_derived(folder):
 
 class OutputFolder:
     """A claimed output folder; see the module docstring."""
-
     def __init__(self, path):
         self.path = Path(path)
         self.lock_path = self.path / LOCK_NAME
@@ -99,7 +100,6 @@ class OutputFolder:
     # ---------------------------------------------------------------- run records
     def start(self, config):
         """Remove what earlier runs derived and their leftovers; write eval_config.json ("running")."""
-        import torch
         _remove_derived(self.path)
         remove_leftovers(self.path)
         self.config = {**config, "python": platform.python_version(), "torch": torch.__version__,

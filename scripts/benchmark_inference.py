@@ -16,11 +16,13 @@ import argparse
 import sys
 import time
 
+import torch
 
+from evaluation.benchmark import (TimedIterator, build_network_for, environment_line, mib, peak_rss_bytes, run_isolated,
+                                  set_threads, synthetic_clip)
+from inference import segment_video
 from util import cpu_allocator
 from util.cli import parse_policy_spec
-from evaluation.benchmark import (TimedIterator, build_network_for, environment_line, mib,
-                            peak_rss_bytes, run_isolated, set_threads, synthetic_clip)
 
 
 def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0, malloc_tuning=True,
@@ -31,9 +33,6 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, warmup=0
     ``clip``: (list of frames, first-frame label map) to segment instead of rendering a synthetic clip.
     On CUDA the timing is bracketed by ``torch.cuda.synchronize()`` and ``peak_gpu_mib`` is
     ``torch.cuda.max_memory_allocated`` during the timed clip; ``amp``: fp16 autocast (CUDA only)."""
-    import torch
-
-    from inference import segment_video
     set_threads(threads)
     tuned = cpu_allocator.retain_freed_memory()[0] if malloc_tuning else False
     name, options = parse_policy_spec(spec)

@@ -16,12 +16,17 @@ import argparse
 import csv
 import os
 import sys
+import textwrap
 import time
 
+import torch
+from tqdm import tqdm
 
+from dataset.synthetic import SyntheticVideo
+from evaluation.benchmark import (build_network_for, current_rss_bytes, environment_line, mib, peak_rss_bytes,
+                                  run_isolated, set_threads)
+from inference import MEMORY_POLICIES, InferenceCore
 from util.cli import parse_policy_spec
-from evaluation.benchmark import (build_network_for, current_rss_bytes, environment_line, mib,
-                            peak_rss_bytes, run_isolated, set_threads)
 
 RUN_FIELDS = ["policy", "length", "height", "width", "objects", "seconds", "fps", "peak_rss_mib",
               "final_memory_features", "max_memory_features", "final_memory_frames"]
@@ -35,12 +40,6 @@ def measure(spec, length, height, width, objects, seed=0, threads=None, sample_e
     samples also hold ``gpu_mib`` (``torch.cuda.memory_allocated``) and the run ``peak_gpu_mib``;
     ``network``: an already built one for the policy (default: seeded random weights on ``device``);
     ``video``: any object with ``frame(t) -> (rgb, labels)`` and ``labels(0)`` instead of a SyntheticVideo."""
-    import torch
-    from tqdm import tqdm
-
-    from dataset.synthetic import SyntheticVideo
-    from inference import InferenceCore
-
     set_threads(threads)
     name, options = parse_policy_spec(spec)
     device = torch.device(device)
@@ -127,7 +126,6 @@ def figures(runs, samples, policies, header):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import textwrap
     header = textwrap.fill(header, 95)   # a title line that fits the panel
     longest = {policy: longest_run(runs, policy) for policy in policies}
     video = (f"a {max(longest.values())}-frame video" if len(set(longest.values())) == 1
@@ -243,7 +241,6 @@ def main(argv=None):
     if args.replot:
         return replot(args)
     if args.policies is None:
-        from inference import MEMORY_POLICIES
         args.policies = sorted(MEMORY_POLICIES)
     for spec in args.policies:
         parse_policy_spec(spec)   # fail on a malformed spec before anything runs

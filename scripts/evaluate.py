@@ -18,13 +18,13 @@ import json
 import time
 from pathlib import Path
 
-
 from dataset.benchmark_readers import DAVIS_SPLITS
 from evaluation import evaluate_davis, format_table, write_davis_csvs
 from evaluation.gaps import report_gap
-from evaluation.output_dir import CONFIG_NAME, COMPLETE, claim_output
+from evaluation.output_dir import COMPLETE, CONFIG_NAME, claim_output
 from evaluation.runner import ArgumentParser, add_strict_flag, run_script
 from evaluation.tables import TOOLKIT_DECIMALS
+from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
 
 YOUTUBE_SPLITS = ("valid", "test", "train")
 MAX_DECIMALS = 15  # float64 carries about 15-17 significant digits
@@ -89,7 +89,6 @@ def run(args):
             print(format_table(table, split))
             paths = write_davis_csvs(table, args.results, split, decimals=args.decimals, year=args.year)
         else:
-            from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
             table = evaluate_youtube(args.results, args.gt, split=split)
             print(format_youtube_table(table, split))
             paths = write_youtube_csvs(table, args.results, split, decimals=args.decimals)

@@ -36,13 +36,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 import torch
 
+from dataset.synthetic import SyntheticVideo, write_synthetic_davis, write_synthetic_youtube
 from evaluation import golden
+from evaluation.benchmark import build_network_for
+from evaluation.youtube import youtube_csv_paths
 from inference import MEMORY_POLICIES
+from model import build_network
+from scripts import benchmark_inference, benchmark_memory
 
+REPO = Path(__file__).resolve().parents[1]   # the entry points it launches (train.py, eval_*.py)
 PASS, FAIL, INFO = "pass", "FAIL", "info"
 FULL = {"golden": tuple(golden.GOLDEN_RUNS), "golden_frames": None, "eval_size": (480, 854), "eval_frames": 10,
         "eval_videos": 2,
@@ -58,7 +62,6 @@ QUICK = {"golden": ("stcn_seed0", "rde_seed0", "swem_seed0"), "golden_frames": 2
 
 class Report:
     """Rows of the one table: step, case, result, status, seconds."""
-
     def __init__(self):
         self.rows = []
 
@@ -219,8 +222,6 @@ def _finite_scores(path, columns=None):
 
 
 def check_eval(report, device, sizes, work):
-    from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
-    from model import build_network
     height, width = sizes["eval_size"]
     checkpoint = work / "stcn_random.pth"
     torch.manual_seed(0)
@@ -249,7 +250,6 @@ def check_eval(report, device, sizes, work):
                             height=height, width=width, max_objects=3)
     out = work / "youtube_out"
     stdout = _run([sys.executable, REPO / "eval_youtube.py", "--yv_path", youtube, "--output", out] + common, work)
-    from evaluation.youtube import youtube_csv_paths
     zipped = (out / "valid_submission.zip").exists()
     finite = _finite_scores(youtube_csv_paths(out, "valid")[0], ["Overall"])   # seen/unseen may be empty
     report.add("eval", f"eval_youtube.py {label}, {videos} video(s) {height}x{width}",
@@ -260,7 +260,6 @@ def check_eval(report, device, sizes, work):
 def _networks(device, policies):
     """{policy: seeded random network}, one per architecture (every5 and LFU share STCN). RDE's SAM
     starts as the identity, so the random recurrent embedding stays finite along the video."""
-    from evaluation.benchmark import build_network_for
     built = {}
     for policy in policies:
         family = policy if policy in ("rde", "swem") else "stcn"
@@ -280,20 +279,18 @@ def _policy_spec(policy, quick, mixed, device):
 
 
 def _clip(length, height, width, objects, seed=0):
-    from dataset.synthetic import SyntheticVideo
     video = SyntheticVideo(seed=seed, height=height, width=width, num_objects=objects, length=length)
     return [video.frame(t)[0] for t in range(length)], video.labels(0)
 
 
 def check_speed(report, device, sizes, quick):
-    from scripts.benchmark_inference import measure
     height, width = sizes["speed_size"]
     clips = {k: _clip(sizes["speed_frames"], height, width, k) for k in sizes["speed_objects"]}
     torch.backends.cudnn.benchmark = device.type == "cuda"   # as the eval scripts run
     for policy, network in _networks(device, sorted(MEMORY_POLICIES)).items():
         for objects, clip in clips.items():
             for mixed in (False, True):
-                row = measure(_policy_spec(policy, quick, mixed, device), sizes["speed_frames"], height, width,
+                row = benchmark_inference.measure(_policy_spec(policy, quick, mixed, device), sizes["speed_frames"], height, width,
                               objects, warmup=sizes["warmup"], device=device, amp=mixed and device.type == "cuda",
                               network=network, clip=clip, malloc_tuning=False)
                 memory = (f", peak GPU memory {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] is not None
@@ -306,7 +303,6 @@ def check_speed(report, device, sizes, quick):
 class LoopedClip:
     """A long video from a short rendered clip played forwards and backwards (rendering 1000 frames
     would take longer than segmenting them); frame(t) -> (rgb, labels) like SyntheticVideo."""
-
     def __init__(self, frames, first_labels):
         self.frames, self.first_labels = frames, first_labels
 
@@ -322,14 +318,13 @@ class LoopedClip:
 
 
 def check_long_video(report, device, sizes):
-    from scripts.benchmark_memory import measure
     height, width = sizes["speed_size"]
     video = LoopedClip(*_clip(sizes["clip_frames"], height, width, 2, seed=7))
     amp = device.type == "cuda"   # as the published evaluation (--amp); float32 on a CPU
     networks = _networks(device, ("every5", "lfu"))
     for policy in ("every5", "lfu"):
         start = time.perf_counter()
-        run, samples = measure(policy, sizes["long_frames"], height, width, 2, device=device, amp=amp,
+        run, samples = benchmark_memory.measure(policy, sizes["long_frames"], height, width, 2, device=device, amp=amp,
                                network=networks[policy], video=video, sample_every=sizes["long_sample"])
         if device.type == "cuda":
             along = " / ".join(f"{s['gpu_mib']:.0f}" for s in samples)

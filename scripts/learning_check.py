@@ -32,6 +32,18 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
+from dataset.synthetic_static import write_synthetic_static
+from evaluation.baselines import copy_first_mask_davis, copy_first_mask_youtube
+from evaluation.davis import evaluate_davis
+from evaluation.tables import write_davis_csvs
+from evaluation.youtube import evaluate_youtube, write_youtube_csvs
+from training.checkpoint import save_weights
+from training.recipes import get_recipe
+from util.atomic_files import atomic_file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 METRICS = ("J&F", "J", "F")
@@ -78,8 +90,6 @@ def build_parser():
 
 # ---------------------------------------------------------------------------------------------- data
 def make_data(args, work):
-    from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
-    from dataset.synthetic_static import write_synthetic_static
     common = dict(height=args.height, width=args.width, max_objects=args.max_objects, deform=args.deform)
     data = {"static": work / "data" / "static", "davis": work / "data" / "DAVIS",
             "youtube": work / "data" / "YouTube", "heldout_davis": work / "heldout" / "davis",
@@ -128,9 +138,6 @@ def train_flags(args, work, stage, data):
 
 def save_untrained(args, path):
     """The main-stage network exactly as ``train.py`` builds it with this seed (no --load_network)."""
-    import torch
-    from training.checkpoint import save_weights
-    from training.recipes import get_recipe
     torch.manual_seed(args.seed)
     save_weights(get_recipe("stcn", stage=3).build_network(single_object=False, pretrained=False), path)
     return path
@@ -159,10 +166,6 @@ def read_youtube_scores(folder):
 
 
 def score_copy_first_mask(data, work):
-    from evaluation.baselines import copy_first_mask_davis, copy_first_mask_youtube
-    from evaluation.davis import evaluate_davis
-    from evaluation.tables import write_davis_csvs
-    from evaluation.youtube import evaluate_youtube, write_youtube_csvs
     davis_out = copy_first_mask_davis(data["heldout_davis"], work / "eval" / "copy_first_mask" / "davis")
     write_davis_csvs(evaluate_davis(davis_out, data["heldout_davis"]), davis_out)
     youtube_out = copy_first_mask_youtube(data["heldout_youtube"], work / "eval" / "copy_first_mask" / "youtube")
@@ -172,7 +175,6 @@ def score_copy_first_mask(data, work):
 
 # ---------------------------------------------------------------------------------------------- outputs
 def write_atomic(path, text_or_bytes):
-    from util.atomic_files import atomic_file
     with atomic_file(path) as temporary:
         if isinstance(text_or_bytes, bytes):
             temporary.write_bytes(text_or_bytes)
@@ -222,7 +224,6 @@ def plot(curves, baselines, args, machine):
 
 
 def machine_description():
-    import torch
     cpus = os.cpu_count()
     model = platform.processor() or platform.machine()
     try:

@@ -23,16 +23,19 @@ import os
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-
+from dataset.benchmark_readers import DavisReader
+from dataset.synthetic import write_synthetic_davis
+from evaluation.benchmark import environment_line, mib, run_command_measured
 from evaluation.runner import parse_summary
 from evaluation.tables import davis_csv_paths
-from util.cli import parse_policy_spec
-from evaluation.benchmark import environment_line, mib, run_command_measured
 from util.atomic_files import atomic_file
+from util.cli import parse_policy_spec
 from util.palette import read_label_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +51,6 @@ def held_out_set(root, seed, videos, frames, height, width, max_objects, deform)
     """A DAVIS-layout val set of ``videos`` synthetic videos under ``root`` in which every object may
     leave the view and come back (as the learning check's held-out sets), generated once per parameter
     set (a stamp file records them; other parameters regenerate it)."""
-    from dataset.synthetic import write_synthetic_davis
     params = {"seed": seed, "videos": videos, "frames": frames, "height": height, "width": width,
               "max_objects": max_objects, "deform": deform}
     stamp = Path(root) / "generated.json"
@@ -77,7 +79,6 @@ def prepare_sets(args):
 
 def describe_set(root):
     """Videos, their lengths, objects, and how often an object left the view and came back."""
-    from dataset.benchmark_readers import DavisReader
     reader = DavisReader(root, split="val")
     lengths, objects, returns = [], 0, 0
     for name in reader.sequences:
@@ -233,9 +234,7 @@ def write_results(rows, args, sets, seconds, stem):
 
 
 def run_table(args):
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from tqdm import tqdm
     start = time.perf_counter()
     sets = prepare_sets(args)
     stem = {"memory": "memory_policies", "precision": "precision"}[args.table]

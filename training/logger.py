@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 from torchvision.utils import make_grid
+from tqdm import tqdm
 
 from model.normalization import denormalize_image
 from util.distributed import all_reduce_mean
@@ -20,7 +21,6 @@ __all__ = ["TrainLogger", "ScalarAverager", "clip_grid"]
 
 class ScalarAverager:
     """Running sums of named scalars over one logging interval."""
-
     def __init__(self):
         self.sums, self.count = {}, 0
 
@@ -58,7 +58,6 @@ def clip_grid(rgb, labels, probs):
 
 class TrainLogger:
     """Progress bar + TensorBoard writer (main process only) + interval averages of scalars."""
-
     def __init__(self, run_dir, context, start_iteration, iterations, enabled_bar=True):
         self.context = context
         self.averager = ScalarAverager()
@@ -68,7 +67,6 @@ class TrainLogger:
         self._last_iteration = start_iteration
         if context.is_main:
             from torch.utils.tensorboard import SummaryWriter
-            from tqdm import tqdm
             self.writer = SummaryWriter(log_dir=str(run_dir))
             self.bar = tqdm(total=iterations, initial=start_iteration, disable=not enabled_bar,
                             dynamic_ncols=True, desc="train")
