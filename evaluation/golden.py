@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference.labels import ObjectChannels
 from model.network import IMAGENET_MEAN, IMAGENET_STD
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -138,11 +139,10 @@ def compare(probs, golden, frames=None):
     value is finite."""
     reference = golden["probs"][:, :probs.shape[1]]
     masks = golden["masks"][:probs.shape[1]]
-    if "object_ids" in golden:   # YouTubeVOS masks hold label ids; channels are 0 then the ids in order
-        lookup = np.concatenate([[0], golden["object_ids"]])
-        ours = lookup[probs.argmax(axis=0)]
-    else:
-        ours = probs.argmax(axis=0)
+    # YouTubeVOS files name their objects' label ids; DAVIS files give ids 1..K in the first mask
+    channels = (ObjectChannels(golden["object_ids"]) if "object_ids" in golden
+                else ObjectChannels.from_masks(given_masks(golden)))
+    ours = channels.to_labels(probs)
     top2 = np.sort(reference, axis=0)[-2:]
     confident = (top2[1] - top2[0]) > MARGIN
     diff = np.abs(probs - reference)

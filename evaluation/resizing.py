@@ -2,29 +2,14 @@
 
 Frames are resized bilinearly, given masks with nearest neighbour, and the network's probabilities
 are resized back (bilinear, align_corners=False) before the argmax, as the published YouTubeVOS
-evaluation does. Used by eval_youtube.py (``--short_side``) and eval_generic.py (``--max_side``).
+evaluation does. Used by eval_youtube.py (``--short_side``) and eval_generic.py (``--max_side``); the
+size rules themselves (``short_side_size``, ``max_side_size``) are in ``inference.frame_size``.
 """
 import numpy as np
 from tqdm import tqdm
 
-
-def short_side_size(height, width, short_side):
-    """(h, w) with the shorter side = short_side and the longer scaled (truncated, like torchvision);
-    ``short_side`` 0/None keeps the size."""
-    if not short_side or min(height, width) == short_side:
-        return height, width
-    if height <= width:
-        return short_side, int(short_side * width / height)
-    return int(short_side * height / width), short_side
-
-
-def max_side_size(height, width, max_side):
-    """(h, w) scaled down so the longer side is at most ``max_side`` (rounded, at least 1 pixel);
-    smaller frames and ``max_side`` 0/None keep their size."""
-    if not max_side or max(height, width) <= max_side:
-        return height, width
-    scale = max_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+from inference.frame_size import max_side_size, short_side_size  # noqa: F401  (the size rules, re-exported)
+from inference.labels import ObjectChannels
 
 
 def resize_frames(frames, size):
@@ -45,9 +30,8 @@ def resize_mask(mask, size):
 
 def resize_given_masks(given, size, video_name):
     """{frame: label map} resized to ``size``; warns about objects that vanish at that size."""
-    from inference import object_ids
     masks = {t: resize_mask(m, size) for t, m in given.items()}
-    lost = sorted(set(object_ids(given)) - set(object_ids(masks)))
+    lost = ObjectChannels.from_masks(given).lost_ids(ObjectChannels.from_masks(masks))
     if lost:
         tqdm.write(f"warning: video {video_name}: object(s) {lost} vanish when the given masks are resized to "
                    f"{size[0]}x{size[1]}; they are not segmented")

@@ -302,23 +302,20 @@ def print_config(config):
         print(f"  {key}: {config[key]}")
 
 
-def labels_from_probs(probs, object_ids):
-    """Argmax of (K+1)xHxW probabilities mapped to label ids (channel 0 -> 0, channel c -> ids[c-1])."""
-    lookup = np.array([0] + list(object_ids), np.uint8)
-    return lookup[np.argmax(probs, axis=0)]
-
-
-def save_scores(path, probs, object_ids):
+def save_scores(path, probs, channels):
+    """``path`` (.npz): ``probs`` as float16 and ``object_ids``, the label id of each channel after the
+    background (``channels``: inference.labels.ObjectChannels)."""
     with atomic_file(path) as temporary:
         with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, probs=probs.astype(np.float16), object_ids=np.array(object_ids, np.int64))
+            np.savez_compressed(handle, probs=probs.astype(np.float16), object_ids=np.array(channels.ids, np.int64))
 
 
-def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=None):
-    labels = labels_from_probs(probs, object_ids)
-    write_label_png(Path(folder) / f"{frame_name}.png", labels, palette)
+def write_outputs(folder, frame_name, probs, channels, palette, scores_folder=None):
+    """``<folder>/<frame_name>.png``: the label map of (K+1) x H x W ``probs`` whose channels are
+    ``channels`` (ObjectChannels), and its scores file when ``scores_folder`` is given."""
+    write_label_png(Path(folder) / f"{frame_name}.png", channels.to_labels(probs), palette)
     if scores_folder is not None:
-        save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
+        save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, channels)
 
 
 SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos(?: on \d+ processes)? in ([\d.]+) s: "

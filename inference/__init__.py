@@ -10,7 +10,8 @@ from . import lfu  # noqa: F401  (registers "lfu")
 from . import rde  # noqa: F401  (registers "rde")
 from .api import object_ids, segment_video
 from .core import InferenceCore
+from .labels import ObjectChannels
 from .policy import MEMORY_POLICIES, MemoryPolicy, register_policy
 
-__all__ = ["InferenceCore", "MEMORY_POLICIES", "MemoryPolicy", "object_ids", "register_policy",
-           "segment_video"]
+__all__ = ["InferenceCore", "MEMORY_POLICIES", "MemoryPolicy", "ObjectChannels", "object_ids",
+           "register_policy", "segment_video"]
