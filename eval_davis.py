@@ -21,8 +21,9 @@ from dataset.benchmark_readers import DavisReader, frame_numbering_gap
 from evaluation import runner
 from evaluation.davis import evaluate_davis
 from evaluation.gaps import report_gap
-from evaluation.tables import format_table, write_davis_csvs
 from evaluation.metrics import VOID_LABEL
+from evaluation.tables import format_table, write_davis_csvs
+from inference import ObjectChannels, segment_video
 from util.atomic_files import publish_directory
 
 
@@ -48,14 +49,13 @@ def first_mask(video, year):
 def segment_one(network, video, frames, mask, out, options, args):
     """Write every frame's mask (and scores) of ``video`` into the claimed output folder ``out``; its
     folders appear only when complete, and then the video is recorded as written."""
-    from inference import object_ids, segment_video
-    ids = object_ids(mask)
+    channels = ObjectChannels.from_masks(mask)
     output = out.path
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(out.publish(output / video.name, video=video.name))
         scores = (stack.enter_context(publish_directory(Path(output) / "scores" / video.name))
                   if args.save_scores else None)
-        if ids:
+        if channels.ids:
             stream = segment_video(network, frames, mask, memory=args.memory,
                                    device=runner.network_device(network), amp=args.amp, precision=args.precision,
                                    **options)
@@ -63,7 +63,7 @@ def segment_one(network, video, frames, mask, out, options, args):
             stream = (np.ones((1, *video.size), np.float32) for _ in frames)
         count = 0
         for frame_name, probs in zip(video.frame_names, stream):
-            runner.write_outputs(folder, frame_name, probs, ids, video.palette, scores)
+            runner.write_outputs(folder, frame_name, probs, channels, video.palette, scores)
             count += 1
         if count != len(video):
             raise RuntimeError(f"the network gave {count} outputs for {len(video)} frames")

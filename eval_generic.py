@@ -23,7 +23,9 @@ from pathlib import Path
 from dataset.user_videos import FolderVideos, VideoFile
 from evaluation import runner
 from evaluation.overlay import DEFAULT_FPS, write_overlay
-from evaluation.resizing import max_side_size, resize_frames, resize_given_masks, restore_probs
+from evaluation.resizing import resize_frames, resize_given_masks, restore_probs
+from inference import ObjectChannels, segment_video
+from inference.frame_size import max_side_size
 from util.atomic_files import publish_directory
 
 OVERLAY_FOLDER = "overlays"
@@ -75,12 +77,11 @@ def open_videos(args):
 def segment_one(network, video, frames, out, options, args):
     """Write every frame's mask (and scores) of ``video`` into the claimed output folder ``out``; its
     folders appear only when complete, and then the video is recorded as written."""
-    from inference import object_ids, segment_video
     size = video.size
     work_size = max_side_size(*size, args.max_side)
     masks = resize_given_masks(video.given_masks(), work_size, video.name)
-    ids = object_ids(masks)  # the channels segment_video will return
-    if not ids:
+    channels = ObjectChannels.from_masks(masks)  # the channels segment_video will return
+    if not channels.ids:
         raise ValueError(f"no object of the given masks survives resizing to {work_size[0]}x{work_size[1]}; "
                          f"raise --max_side")
     output = out.path
@@ -92,7 +93,7 @@ def segment_one(network, video, frames, out, options, args):
                                device=runner.network_device(network), amp=args.amp, precision=args.precision,
                                **options)
         for frame_name, probs in zip(video.frame_names, stream):
-            runner.write_outputs(folder, frame_name, restore_probs(probs, size), ids, video.palette, scores)
+            runner.write_outputs(folder, frame_name, restore_probs(probs, size), channels, video.palette, scores)
 
 
 def write_overlays(video, args):

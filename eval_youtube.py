@@ -3,7 +3,9 @@
     python eval_youtube.py --model saves/stcn.pth --yv_path ../YouTube --output output/yv
 
 Frames are processed with the shorter side resized to 480 (bilinear; given masks nearest), and the
-probabilities resized back to the original size (bilinear, align_corners=False) before the argmax.
+probabilities resized back to the original size (bilinear, align_corners=False) before the argmax;
+a memory policy that resizes frames itself (SWEM's work size) gets them at full size
+(``MemoryPolicy.evaluator_short_side``, rules in ``inference/frame_size.py``).
 When ``<split>_all_frames`` exists (``all_frames/valid_all_frames`` or ``valid_all_frames``) every
 frame is processed and outputs are made for the sparse frames of ``<split>/JPEGImages`` only.
 Writes <output>/Annotations/<video>/<frame>.png (the annotation palette, original ids),
@@ -20,11 +22,12 @@ from pathlib import Path
 
 from dataset.benchmark_readers import YouTubeReader
 from evaluation import runner
-from evaluation.resizing import resize_frames, resize_given_masks, restore_probs, short_side_size
 from evaluation.gaps import report_gap
+from evaluation.resizing import resize_frames, resize_given_masks, restore_probs
+from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
+from inference import MEMORY_POLICIES, ObjectChannels, segment_video
+from inference.frame_size import YOUTUBE_SHORT_SIDE, short_side_size
 from util.atomic_files import atomic_file, publish_directory
-
-PROCESSING_SHORT_SIDE = 480  # STCN / YouTubeVOS protocol: frames processed at 480p (shorter side)
 
 
 def build_parser():
@@ -34,7 +37,7 @@ def build_parser():
     parser.add_argument("--split", choices=("valid", "test"), default="valid", help="YouTubeVOS split")
     parser.add_argument("--short_side", type=int, default=None,
                         help=f"frames are resized so their shorter side has this many pixels (0: keep size; "
-                             f"default {PROCESSING_SHORT_SIDE}, or 0 when the memory policy resizes frames "
+                             f"default {YOUTUBE_SHORT_SIDE}, or 0 when the memory policy resizes frames "
                              f"itself, e.g. SWEM's work_size)")
     runner.add_common_flags(parser)
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # legacy launchers
@@ -44,12 +47,11 @@ def build_parser():
 def segment_one(network, reader, video, frames, out, options, args):
     """Write the required frames' masks (and scores) of ``video`` into the claimed output folder
     ``out``; folders appear only when complete, and then the video is recorded as written."""
-    from inference import object_ids, segment_video
     given = reader.given_masks(video)
     size = video.size
     work_size = short_side_size(*size, args.short_side)
     masks = resize_given_masks(given, work_size, video.name)
-    ids = object_ids(masks)  # the channels segment_video will return
+    channels = ObjectChannels.from_masks(masks)  # the channels segment_video will return
     required = {i for i, name in enumerate(video.frame_names) if name in video.required_names}
     output = out.path
     with contextlib.ExitStack() as stack:
@@ -65,7 +67,7 @@ def segment_one(network, reader, video, frames, out, options, args):
                 continue
             if probs is None:
                 raise RuntimeError(f"no output for required frame {frame_name}")
-            runner.write_outputs(folder, frame_name, restore_probs(probs, size), ids, video.palette, scores)
+            runner.write_outputs(folder, frame_name, restore_probs(probs, size), channels, video.palette, scores)
             written += 1
         if written != len(required):
             raise RuntimeError(f"wrote {written} of the {len(required)} required frames")
@@ -83,10 +85,11 @@ def write_submission_zip(output, split, videos):
 
 
 def resolve_short_side(args, options):
-    """The processing size rule: the flag, else 480p unless the policy brings its own working size."""
+    """The processing size: the --short_side flag when given, else the memory policy's choice for
+    YouTubeVOS (480p, or 0 = full size when the policy with ``options`` resizes frames itself)."""
     if args.short_side is not None:
         return args.short_side
-    return 0 if options.get("work_size") is not None else PROCESSING_SHORT_SIDE
+    return MEMORY_POLICIES[args.memory].evaluator_short_side("youtube", options)
 
 
 def will_score(yv_path, split, videos, strict):
@@ -133,7 +136,6 @@ def run(args):
         print(f"Wrote {zip_path}")
         tables = [zip_path.name]
         if score:
-            from evaluation.youtube import evaluate_youtube, format_youtube_table, write_youtube_csvs
             table = evaluate_youtube(args.output, args.yv_path, split=args.split)
             print(format_youtube_table(table, args.split))
             for path in write_youtube_csvs(table, args.output, args.split):

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference import segment_video
+from inference.labels import ObjectChannels
+from model import load_network
 from model.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -85,7 +88,6 @@ def swem_state_dict(seed=0, reference=None):
 
 def golden_network(name, golden, reference=None, device="cpu"):
     """The network the golden file ``name`` was made with (float32, eval mode, on ``device``)."""
-    from model import load_network
     family = GOLDEN_RUNS[name]
     seed = int(golden["seed"])
     if family == "stcn":
@@ -123,7 +125,6 @@ def run_golden(name, golden, network, frames=None, **precision):
     """Our probabilities for the golden video, (K+1, T, H, W) float32, with the published settings;
     ``frames``: only the first so many frames; ``precision``: segment_video's ``amp=True`` (CUDA fp16)
     or ``precision="bfloat16"`` (CPU)."""
-    from inference import segment_video
     memory, options = memory_options(name, golden)
     video = golden["frames"][:frames]
     device = next(network.parameters()).device
@@ -138,11 +139,10 @@ def compare(probs, golden, frames=None):
     value is finite."""
     reference = golden["probs"][:, :probs.shape[1]]
     masks = golden["masks"][:probs.shape[1]]
-    if "object_ids" in golden:   # YouTubeVOS masks hold label ids; channels are 0 then the ids in order
-        lookup = np.concatenate([[0], golden["object_ids"]])
-        ours = lookup[probs.argmax(axis=0)]
-    else:
-        ours = probs.argmax(axis=0)
+    # YouTubeVOS files name their objects' label ids; DAVIS files give ids 1..K in the first mask
+    channels = (ObjectChannels(golden["object_ids"]) if "object_ids" in golden
+                else ObjectChannels.from_masks(given_masks(golden)))
+    ours = channels.to_labels(probs)
     top2 = np.sort(reference, axis=0)[-2:]
     confident = (top2[1] - top2[0]) > MARGIN
     diff = np.abs(probs - reference)

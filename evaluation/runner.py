@@ -23,38 +23,41 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
-from util import cpu_allocator
-from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
-from util.interrupts import Interrupted
-from util.atomic_files import atomic_file
-from util.palette import write_label_png
+import torch
+from tqdm import tqdm
 
 from evaluation import distributed
 from evaluation.distributed import claim as claim_run_output  # noqa: F401  (the scripts' output folder)
 from evaluation.distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
 from evaluation.output_dir import CONFIG_NAME, check_output_path
+from inference import MEMORY_POLICIES
+from inference.policy import make_policy
+from inference.precision import FLOAT32, PRECISIONS, check_precision
+from model import load_network
+from util import cpu_allocator
+from util.atomic_files import atomic_file
+from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
+from util.interrupts import Interrupted
+from util.palette import write_label_png
+
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
 FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cpu"}   # named in precision errors
 
 
 class VideoFailed(RuntimeError):
     """Processing one video failed; the run stops and names it."""
-
     def __init__(self, video, error):
         self.video, self.error = video, error
         super().__init__(f"video {video}: {error}")
 
 
 def memory_policies():
-    from inference import MEMORY_POLICIES
     return MEMORY_POLICIES
 
 
 def add_common_flags(parser):
     """The published STCN flags shared by both benchmarks, plus --memory, --precision, --device,
     --save_scores."""
-    from inference.precision import FLOAT32, PRECISIONS
     policies = sorted(memory_policies())
     parser.add_argument("--model", required=True, help="network weights (.pth), e.g. saves/stcn.pth")
     parser.add_argument("--output", required=True, help="folder for the predicted masks")
@@ -160,7 +163,6 @@ def _check_option_type(memory, key, value, parameter):
 def check_policy(args, network, options):
     """Build the memory policy once on the loaded network: an option value or a network the policy
     cannot use is one error naming the flags, not a failure of the first video."""
-    from inference.policy import make_policy
     try:
         make_policy(args.memory, network, **options)
     except (ValueError, TypeError) as error:
@@ -181,8 +183,6 @@ def resolve_device(device, amp=False, precision="float32"):
     """The torch device to run on (default: cuda when available; under torchrun the GPU of the
     process's LOCAL_RANK); a device this machine lacks is an ArgumentTypeError naming --device; --amp
     needs CUDA, --precision bfloat16 the CPU, and the two exclude each other."""
-    import torch
-    from inference.precision import check_precision
     if device:
         try:
             resolved = torch.device(device)
@@ -210,7 +210,6 @@ def network_device(network):
 
 
 def load_model(path, device):
-    from model import load_network
     return load_network(path, device=device)
 
 
@@ -226,7 +225,6 @@ def start_run(args, config, device, out, options):
     """Tune the allocator, print the run's configuration (rank 0), load the network and check the policy
     on it, then start the claimed output folder ``out`` (earlier results go, eval_config.json is written).
     Under torchrun the other ranks start writing only once rank 0 has started the folder."""
-    import torch
     context = distributed.current()
     config = {**config, "malloc_tuning": tune_allocator(args), "processes": context.world_size}
     if device.type == "cuda":
@@ -250,7 +248,6 @@ def segment_videos(videos, device, segment_one, out, after_each=None):
     recorded as written in the claimed folder ``out`` (rank 0's own are recorded as published) and the
     line with total frames, time and FPS (aggregate over the ranks) is printed. A failing video stops
     the run as ``VideoFailed`` naming it (and its rank under torchrun)."""
-    from tqdm import tqdm
     context = distributed.current()
     share = distributed.my_share(videos, context)
     timer = Timer(device)
@@ -277,7 +274,6 @@ def segment_videos(videos, device, segment_one, out, after_each=None):
 
 class FrameProgress:
     """Iterates over ``frames``, counting them and advancing ``bar`` by one per frame read."""
-
     def __init__(self, frames, bar):
         self.frames, self.bar, self.count = frames, bar, 0
 
@@ -294,23 +290,20 @@ def print_config(config):
         print(f"  {key}: {config[key]}")
 
 
-def labels_from_probs(probs, object_ids):
-    """Argmax of (K+1)xHxW probabilities mapped to label ids (channel 0 -> 0, channel c -> ids[c-1])."""
-    lookup = np.array([0] + list(object_ids), np.uint8)
-    return lookup[np.argmax(probs, axis=0)]
-
-
-def save_scores(path, probs, object_ids):
+def save_scores(path, probs, channels):
+    """``path`` (.npz): ``probs`` as float16 and ``object_ids``, the label id of each channel after the
+    background (``channels``: inference.labels.ObjectChannels)."""
     with atomic_file(path) as temporary:
         with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, probs=probs.astype(np.float16), object_ids=np.array(object_ids, np.int64))
+            np.savez_compressed(handle, probs=probs.astype(np.float16), object_ids=np.array(channels.ids, np.int64))
 
 
-def write_outputs(folder, frame_name, probs, object_ids, palette, scores_folder=None):
-    labels = labels_from_probs(probs, object_ids)
-    write_label_png(Path(folder) / f"{frame_name}.png", labels, palette)
+def write_outputs(folder, frame_name, probs, channels, palette, scores_folder=None):
+    """``<folder>/<frame_name>.png``: the label map of (K+1) x H x W ``probs`` whose channels are
+    ``channels`` (ObjectChannels), and its scores file when ``scores_folder`` is given."""
+    write_label_png(Path(folder) / f"{frame_name}.png", channels.to_labels(probs), palette)
     if scores_folder is not None:
-        save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, object_ids)
+        save_scores(Path(scores_folder) / f"{frame_name}.npz", probs, channels)
 
 
 SUMMARY_PATTERN = re.compile(r"Processed (\d+) frames of (\d+) videos(?: on \d+ processes)? in ([\d.]+) s: "
@@ -329,14 +322,12 @@ def parse_summary(text):
 
 class Timer:
     """Frames processed, wall time, FPS, and peak CUDA memory for the end-of-run line."""
-
     def __init__(self, device):
         self.device = device
         self.frames = 0
         self.videos = 0
         self.seconds = 0.0
         if device.type == "cuda":
-            import torch
             torch.cuda.reset_peak_memory_stats(device)
 
     def run(self, work):
@@ -350,7 +341,6 @@ class Timer:
     def totals(self):
         peak = None
         if self.device.type == "cuda":
-            import torch
             peak = torch.cuda.max_memory_allocated(self.device)
         return {"frames": self.frames, "videos": self.videos, "seconds": self.seconds, "peak_bytes": peak}
 

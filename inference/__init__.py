@@ -5,12 +5,13 @@
         ...
 """
 from inference import every_k  # noqa: F401  (registers "every5")
-from inference import swem  # noqa: F401  (registers "swem")
 from inference import lfu  # noqa: F401  (registers "lfu")
 from inference import rde  # noqa: F401  (registers "rde")
+from inference import swem  # noqa: F401  (registers "swem")
 from inference.api import object_ids, segment_video
 from inference.core import InferenceCore
+from inference.labels import ObjectChannels
 from inference.policy import MEMORY_POLICIES, MemoryPolicy, register_policy
 
-__all__ = ["InferenceCore", "MEMORY_POLICIES", "MemoryPolicy", "object_ids", "register_policy",
-           "segment_video"]
+__all__ = ["InferenceCore", "MEMORY_POLICIES", "MemoryPolicy", "ObjectChannels", "object_ids",
+           "register_policy", "segment_video"]

@@ -3,28 +3,13 @@ import numpy as np
 import torch
 
 from inference.core import InferenceCore
-
-
-def _as_given_masks(masks):
-    if isinstance(masks, dict):
-        given = {}
-        for t, m in masks.items():
-            if not isinstance(t, (int, np.integer)) or t < 0:
-                raise ValueError(f"mask dict keys must be frame indices >= 0, got {t!r}")
-            given[int(t)] = np.asarray(m)
-        return given
-    return {0: np.asarray(masks)}
+from inference.labels import ObjectChannels, given_masks_by_frame
 
 
 def object_ids(masks):
-    """Sorted label ids of every object in ``masks`` (a label map or {frame: label map})."""
-    ids = set()
-    for t, m in _as_given_masks(masks).items():
-        if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(f"the mask of frame {t} must be an H x W integer label map, got "
-                             f"{m.shape} {m.dtype}")
-        ids.update(int(i) for i in np.unique(m) if i != 0)
-    return sorted(ids)
+    """Sorted label ids of every object in ``masks`` (a label map or {frame: label map}); the
+    objects of channels 1..K of ``segment_video`` (``ObjectChannels.from_masks(masks).ids``)."""
+    return list(ObjectChannels.from_masks(masks).ids)
 
 
 def _with_last_flag(frames):
@@ -59,11 +44,11 @@ def segment_video(network, frames, masks, memory="every5", required_frames=None,
     channels_last (default True): run the network on channels-last tensors (faster oneDNN/cuDNN
         convolutions; the outputs equal the NCHW run's up to float rounding).
     Channels: background, then every object of the video in increasing label order; an object not
-    yet given has probability 0, and frames before the first given frame are all background.
+    yet given has probability 0, and frames before the first given frame are all background
+    (``inference.labels.ObjectChannels``).
     """
-    given = _as_given_masks(masks)
-    ids = object_ids(given)
-    channel_of = {obj: i + 1 for i, obj in enumerate(ids)}
+    given = given_masks_by_frame(masks)
+    channels = ObjectChannels.from_masks(given)
     core = InferenceCore(network, memory=memory, device=device, amp=amp, precision=precision, **options)
     seen = -1
     for t, frame, is_last in _with_last_flag(frames):
@@ -77,14 +62,7 @@ def segment_video(network, frames, masks, memory="every5", required_frames=None,
             yield None
             continue
         height, width = np.asarray(frame).shape[:2]
-        out = np.zeros((len(ids) + 1, height, width), dtype=np.float32)
-        if probs is None:
-            out[0] = 1.0
-        else:
-            out[0] = probs[0]
-            for i, obj in enumerate(core.object_ids):
-                out[channel_of[obj]] = probs[i + 1]
-        yield out
+        yield channels.scatter(probs, core.object_ids, height, width)
     late = sorted(t for t in given if t > seen)
     if late:
         raise ValueError(f"masks were given for frame(s) {late}, but the video has only {seen + 1} frames")

@@ -25,8 +25,8 @@ Choices the paper leaves open, made here:
 """
 import torch
 
-from inference.every_k import MEM_EVERY, TOP_K
 from inference.banked import BankedPolicy
+from inference.every_k import MEM_EVERY, TOP_K
 from inference.policy import register_policy
 
 CAPACITY = 2  # AMM paper, Sec. V: memory of "two frames worth of features" (4: best trade-off, Fig. 6)

@@ -9,6 +9,9 @@ DAVIS/YouTubeVOS protocols; a policy owns only what is remembered and how it is 
 - ``add_objects(count)``: objects given at the current frame join (their first write follows)
 - ``stats()``: sizes for logs and benchmarks (at least ``memory_frames`` and ``memory_features``)
 
+The size at which an evaluator hands frames to a policy is the policy's choice too:
+``evaluator_short_side(benchmark, options)`` (the rules are in ``inference.frame_size``).
+
 Hooks with STCN's behaviour as default, for networks that prepare frames or memorise differently
 (SWEM): ``make_transform`` (frame preparation), ``segment`` (read-out, decoding, aggregation),
 ``merge_new`` (how objects given at a frame join the probabilities) and ``memorize`` (value
@@ -16,9 +19,9 @@ encoding and write).
 """
 import torch
 
-from model.aggregate import aggregate
-
+from inference.frame_size import evaluator_short_side
 from inference.transforms import PadToMultiple
+from model.aggregate import aggregate
 
 PERMANENT = "permanent"
 TEMPORARY = "temporary"
@@ -53,6 +56,19 @@ class MemoryPolicy:
         self.mem_every = mem_every
         self.include_last = include_last
         self.num_objects = 0
+
+    @classmethod
+    def resizes_frames_itself(cls, options):
+        """Whether the policy, built with ``options``, resizes frames to its own working size: a
+        ``work_size`` option that is not None (SWEM: 480 x 864 on DAVIS, its YouTubeVOS rule)."""
+        return options.get("work_size") is not None
+
+    @classmethod
+    def evaluator_short_side(cls, benchmark, options):
+        """Shorter side (pixels, 0 = full size) an evaluator resizes ``benchmark``'s frames to before
+        this policy with ``options`` sees them: 480 on YouTubeVOS and full size on DAVIS (STCN's
+        protocol, every5/lfu/rde), full size for a policy that resizes frames itself (SWEM)."""
+        return evaluator_short_side(benchmark, cls.resizes_frames_itself(options))
 
     def add_objects(self, count):
         self.num_objects += count

@@ -12,9 +12,8 @@ update (it becomes its L) and the new objects start a group of their own with it
 """
 import torch
 
-from model.memory_readout import read_memory
-
 from inference.policy import PERMANENT, MemoryPolicy, register_policy
+from model.memory_readout import read_memory
 
 # layout -> (slots read before the group's first RDE update, slots read after it); the paper's
 # Table 5 name in the comment. Before the first update the RDE slot holds GT itself.

@@ -14,32 +14,13 @@ everything in float64.
 import torch
 import torch.nn.functional as F
 
+from inference.frame_size import SWEM_DAVIS_WORK_SIZE, SWEM_STRIDE, SWEM_YOUTUBE_RULE, swem_work_size
+from inference.frame_size import swem_youtube_work_size as youtube_work_size  # noqa: F401  (its former home)
+from inference.policy import MemoryPolicy, register_policy
 from model.aggregate import aggregate
 from model.swem.em import EM_ITERS, N_BASES, TAU, WEIGHTINGS, init_bases, mask_weights, weighted_em
 
-from inference.policy import MemoryPolicy, register_policy
-
 AUTO = "auto"                  # memory_dtype: float64, or the network's dtype where float64 is missing (MPS)
-DAVIS_WORK_SIZE = (480, 864)   # every DAVIS frame is resized to 480 x 864 (SWEM.md §3.1)
-YOUTUBE = "youtube"            # work_size rule of the YouTubeVOS evaluator (SWEM.md §3.2)
-YOUTUBE_SHORT_SIDE = 480
-STRIDE = 16
-
-
-def _round16(x):
-    """Nearest multiple of 16, remainders of 8 and more rounding up (the published rule)."""
-    return (int(x) + STRIDE // 2) // STRIDE * STRIDE
-
-
-def youtube_work_size(height, width):
-    """Shorter side 480 (if it is at least 480) with the longer side scaled and truncated, then both
-    rounded to multiples of 16; smaller frames keep their size, rounded to multiples of 16."""
-    if min(height, width) >= YOUTUBE_SHORT_SIDE:
-        if height <= width:
-            height, width = YOUTUBE_SHORT_SIDE, int(width * YOUTUBE_SHORT_SIDE / height)
-        else:
-            height, width = int(height * YOUTUBE_SHORT_SIDE / width), YOUTUBE_SHORT_SIDE
-    return _round16(height), _round16(width)
 
 
 class WorkSizeTransform:
@@ -82,13 +63,15 @@ class SWEMMemory(MemoryPolicy):
     random draw (None: the global torch generator, as the published code); memory_dtype: dtype of
     the bases, the EM and the matching: "auto" (float64; the network's dtype on MPS, which has no
     float64), "float32", "float64", or None for the network's dtype.
+    With a work_size the policy resizes frames itself, so evaluators hand it full-size frames
+    (``MemoryPolicy.evaluator_short_side``; sizes in ``inference.frame_size``).
     """
 
     # eval_davis.py / eval_youtube.py start from these (evaluation/runner.py)
-    PRESETS = {"davis": {"work_size": DAVIS_WORK_SIZE}, "youtube": {"work_size": YOUTUBE}}
+    PRESETS = {"davis": {"work_size": SWEM_DAVIS_WORK_SIZE}, "youtube": {"work_size": SWEM_YOUTUBE_RULE}}
 
     def __init__(self, network, n_bases=N_BASES, em_iters=EM_ITERS, tau=TAU, top_l=None, banks=2,
-                 weighting="adaptive", work_size=DAVIS_WORK_SIZE, interpolation=None, init_bases=None,
+                 weighting="adaptive", work_size=SWEM_DAVIS_WORK_SIZE, interpolation=None, init_bases=None,
                  init_seed=0, memory_dtype=AUTO):
         super().__init__(network, mem_every=1)
         if not hasattr(network, "swem_core"):
@@ -105,15 +88,15 @@ class SWEMMemory(MemoryPolicy):
             raise ValueError(f"banks must be 1 or 2, got {banks}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
-        if isinstance(work_size, str) and work_size != YOUTUBE:
-            raise ValueError(f"work_size must be (height, width), {YOUTUBE!r} or None, got {work_size!r}")
+        if isinstance(work_size, str) and work_size != SWEM_YOUTUBE_RULE:
+            raise ValueError(f"work_size must be (height, width), {SWEM_YOUTUBE_RULE!r} or None, got {work_size!r}")
         if isinstance(work_size, (tuple, list)) and (len(work_size) != 2 or any(
-                int(s) <= 0 or int(s) % STRIDE for s in work_size)):
-            raise ValueError(f"work_size {tuple(work_size)} must be two positive multiples of {STRIDE}")
+                int(s) <= 0 or int(s) % SWEM_STRIDE for s in work_size)):
+            raise ValueError(f"work_size {tuple(work_size)} must be two positive multiples of {SWEM_STRIDE}")
         self.n_bases, self.em_iters, self.tau = n_bases, em_iters, tau
         self.banks, self.weighting = banks, weighting
         self.work_size = tuple(int(s) for s in work_size) if isinstance(work_size, (tuple, list)) else work_size
-        self.interpolation = interpolation or ("bilinear" if work_size == YOUTUBE else "bicubic")
+        self.interpolation = interpolation or ("bilinear" if work_size == SWEM_YOUTUBE_RULE else "bicubic")
         self.init_kappa = None if init_bases is None else torch.as_tensor(init_bases)
         self.generator = None if init_seed is None else torch.Generator().manual_seed(init_seed)
         parameter = next(network.parameters())
@@ -136,15 +119,7 @@ class SWEMMemory(MemoryPolicy):
 
     # ----------------------------------------------------------------- frame loop hooks
     def make_transform(self, height, width):
-        if self.work_size == YOUTUBE:
-            size = youtube_work_size(height, width)
-        elif self.work_size is None:
-            if height % STRIDE or width % STRIDE:
-                raise ValueError(f"work_size=None needs frames whose sides are multiples of {STRIDE}, "
-                                 f"got {height}x{width}")
-            size = (height, width)
-        else:
-            size = self.work_size
+        size = swem_work_size(self.work_size, height, width)
         self.transform = WorkSizeTransform(height, width, size, self.interpolation, self.network_dtype)
         return self.transform
 
@@ -170,7 +145,7 @@ class SWEMMemory(MemoryPolicy):
         probs = probs.to(self.dtype)
         objects = probs.shape[0] - 1
         work = self.transform.work_size
-        grid = (work[0] // STRIDE, work[1] // STRIDE)
+        grid = (work[0] // SWEM_STRIDE, work[1] // SWEM_STRIDE)
         hard = F.one_hot(probs.argmax(dim=0), objects + 1).permute(2, 0, 1)[None, 1:].to(self.dtype)
         if self.first is None:
             # first annotated frame: the given one-hot masks, nearest to the working size for the
