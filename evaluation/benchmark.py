@@ -21,9 +21,9 @@ import traceback
 import psutil
 import torch
 
-import model
 from dataset.synthetic import SyntheticVideo
-from model import checkpoint
+from model import build_network
+from model.checkpoint import registered_builder
 
 
 def current_rss_bytes():
@@ -133,6 +133,15 @@ def run_command_measured(argv, log_path, env=None):
     return usage["code"], time.perf_counter() - start, peak
 
 
+def child_env(threads=None, **extra):
+    """Environment for a measured child process: this one's, plus ``extra``, with OpenMP/MKL limited
+    to ``threads`` (None: their default, one per core)."""
+    env = {**os.environ, **extra}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
 def set_threads(threads):
     """torch intra-op threads (None: leave torch's default, which is one per core)."""
     if threads is not None:
@@ -166,6 +175,6 @@ def build_network_for(policy, seed=0):
     """A randomly initialised (seeded) network for ``policy``: the architecture registered under the
     policy's name when there is one (rde, swem), else STCN. Eval mode."""
     torch.manual_seed(seed)
-    entry = checkpoint._ARCHITECTURES.get(policy)   # the registry load_network uses, read only
-    network = entry[1](single_object=False) if entry is not None else model.build_network()
+    build = registered_builder(policy) or build_network   # the registry load_network uses
+    network = build(single_object=False)
     return network.eval()

@@ -37,6 +37,12 @@ def register_architecture(name, build, matches=None, explain=None):
         _EXPLAIN[name] = explain
 
 
+def registered_builder(name):
+    """The ``build(single_object=False)`` registered under ``name``, or None when none is."""
+    entry = _ARCHITECTURES.get(name)
+    return None if entry is None else entry[1]
+
+
 def architecture_of(state_dict):
     for name, (matches, _) in _ARCHITECTURES.items():
         if matches is not None and matches(state_dict):

@@ -368,6 +368,11 @@ def check_training(report, device, sizes, work):
                    _train_speed(stdout), PASS, time.perf_counter() - start)
 
 
+# flag value -> (report name, check)
+STEPS = {"parity": ("parity", check_parity), "eval": ("eval", check_eval), "speed": ("speed", check_speed),
+         "long_video": ("long video", check_long_video), "training": ("training", check_training)}
+
+
 # ----------------------------------------------------------------------------- main
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -381,6 +386,8 @@ def parse_args(argv=None):
     parser.add_argument("--long_frames", type=int, default=None,
                         help=f"length of the every5-vs-LFU video (default {FULL['long_frames']}, quick "
                              f"{QUICK['long_frames']})")
+    parser.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS), metavar="STEP",
+                        help=f"the checks to run, in this order (default all: {' '.join(STEPS)})")
     args = parser.parse_args(argv)
     try:
         args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -405,11 +412,12 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        run_step(report, "parity", check_parity, device, sizes, args.reference)
-        run_step(report, "eval", check_eval, device, sizes, work)
-        run_step(report, "speed", check_speed, device, sizes, args.quick)
-        run_step(report, "long video", check_long_video, device, sizes)
-        run_step(report, "training", check_training, device, sizes, work)
+        inputs = {"parity": (device, sizes, args.reference), "eval": (device, sizes, work),
+                  "speed": (device, sizes, args.quick), "long_video": (device, sizes),
+                  "training": (device, sizes, work)}
+        for step in args.steps:
+            name, check = STEPS[step]
+            run_step(report, name, check, *inputs[step])
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

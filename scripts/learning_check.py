@@ -37,6 +37,7 @@ import torch
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.synthetic_static import write_synthetic_static
 from evaluation.baselines import copy_first_mask_davis, copy_first_mask_youtube
+from evaluation.benchmark import child_env
 from evaluation.davis import evaluate_davis
 from evaluation.tables import write_davis_csvs
 from evaluation.youtube import evaluate_youtube, write_youtube_csvs
@@ -287,9 +288,7 @@ def main(argv=None):
         sys.exit(f"error: --output {output} must lie outside --work_dir {work}")
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     machine = machine_description()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if args.threads:
-        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env = child_env(args.threads, PYTHONUNBUFFERED="1")
     work.mkdir(parents=True, exist_ok=True)
     log = open(work / "learning_check.log", "a")
 

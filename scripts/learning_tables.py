@@ -19,7 +19,6 @@ every run, so a cut-off run keeps what it measured.
 import argparse
 import csv
 import json
-import os
 import shlex
 import sys
 import time
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from dataset.benchmark_readers import DavisReader
 from dataset.synthetic import write_synthetic_davis
-from evaluation.benchmark import environment_line, mib, run_command_measured
+from evaluation.benchmark import child_env, environment_line, mib, run_command_measured
 from evaluation.runner import parse_summary
 from evaluation.tables import davis_csv_paths
 from util.atomic_files import atomic_file
@@ -114,7 +113,7 @@ def measure(args, table, config, set_name, data, memory_spec, precision):
         if row.get("command") == argv[1:]:
             return row
     output.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = child_env(args.threads)
     log = output.parent / f"{output.name}.log"
     code, _, peak = run_command_measured(argv, log, env)
     printed = log.read_text()

@@ -1,17 +1,12 @@
 """scripts/gpu_check.py: every step at a tiny size on the CPU, one Markdown table, FAIL rows on failure."""
-import importlib.util
-
 import pytest
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+from scripts import gpu_check as gpu_check_module
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return gpu_check_module
 
 
 def table_rows(text):
@@ -19,6 +14,32 @@ def table_rows(text):
     return [[cell.strip() for cell in row] for row in rows[1:]]          # without the header
 
 
+def test_quick_cpu_run_of_the_in_process_steps_passes(gpu_check, tmp_path, capsys):
+    """Parity, speed and the long video run in this process; the launched steps (torchrun evaluation
+    and training, about 30 s more) are the benchmark below, and tests/test_distributed_eval.py and
+    tests/test_train.py cover the same launches."""
+    output = tmp_path / "report" / "gpu_check.md"
+    status = gpu_check.main(["--device", "cpu", "--quick", "--output", output, "--steps", "parity", "speed",
+                             "long_video"])
+    text = output.read_text()
+    assert status == 0, text
+    assert text in capsys.readouterr().out                              # printed as written
+    rows = table_rows(text)
+    steps = [row[0] for row in rows]
+    assert {step: steps.count(step) for step in dict.fromkeys(steps)} == {"parity": 6, "speed": 8, "long video": 2}
+    assert all(row[3] in ("pass", "info") for row in rows)
+    parity = {row[1]: row[2] for row in rows if row[0] == "parity"}
+    assert "flips 0 of" in parity["swem_seed0 (2 frames), float64 (as published)"]
+    assert any("bfloat16" in case for case in parity)
+
+
+def test_steps_flag_refuses_an_unknown_step(gpu_check, capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--device", "cpu", "--steps", "parity", "warp"])
+    assert "invalid choice: 'warp'" in capsys.readouterr().err
+
+
+@pytest.mark.benchmark
 def test_quick_cpu_run_covers_every_step_and_passes(gpu_check, tmp_path, capsys):
     output = tmp_path / "report" / "gpu_check.md"
     status = gpu_check.main(["--device", "cpu", "--quick", "--output", output, "--work_dir", tmp_path / "work"])
