@@ -5,10 +5,16 @@ Layers, bottom to top: ``util`` (leaf helpers) < ``model`` < ``dataset`` and ``i
 side) < ``training`` < ``evaluation`` < entry points (``train.py``, ``eval_*.py``, ``scripts/``).
 """
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import evaluation
+import inference
+import model
+import model.losses
 from conftest import REPO
 
 PACKAGES = ("util", "model", "dataset", "inference", "training", "evaluation", "scripts")
@@ -154,3 +160,23 @@ def test_imports_sit_at_module_top():
 def test_nothing_edits_sys_path():
     edits = [str(rel) for rel in project_files() if "sys.path" in (REPO / rel).read_text()]
     assert not edits, edits
+
+
+def test_public_names_stay_importable():
+    for module, names in ((model, ("load_network", "build_network", "train_forward", "CheckpointError")),
+                          (model.losses, ("bootstrapped_ce",)),
+                          (inference, ("segment_video", "InferenceCore", "MEMORY_POLICIES")),
+                          (evaluation, ("evaluate_davis",))):
+        for name in names:
+            assert callable(getattr(module, name)) or isinstance(getattr(module, name), dict), (module, name)
+    assert set(inference.MEMORY_POLICIES) >= {"every5", "lfu", "rde", "swem"}
+
+
+@pytest.mark.parametrize("command", [["scripts/make_checkpoint.py"], ["-m", "scripts.make_checkpoint"]])
+def test_scripts_run_as_files_and_as_modules_from_any_folder(command, tmp_path):
+    if command[0] != "-m":
+        command = [str(REPO / command[0])]
+    done = subprocess.run([sys.executable, *command, "--model", "stcn", "--output", str(tmp_path / "w.pth")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "w.pth").stat().st_size > 1e6
