@@ -1,10 +1,13 @@
 """Perturbed first-frame masks for RDE-VOS's self-correction training (mask consistency loss).
 
-Published procedure (RDE.md section 7): one IoU target u ~ U[0.85, 1) per clip; then, per object,
-rounds of four local operations on random axis-aligned sub-rectangles -- with probability 0.1 set the
-rectangle's centre pixel to 0 or 1, then dilate or erode (1/2 each) the rectangle with a random
-rectangle / ellipse / half-ellipse structuring element of size 3..9 -- until, after a round, the
-IoU with the true mask is below u (at most 250 rounds). Empty masks are left empty.
+Procedure of the released RDE-VOS trainer (the paper, §3.3, says only "random dilation and eroding"):
+one IoU target u ~ U[0.85, 1) per clip; then, per object, rounds of four local operations on random
+axis-aligned sub-rectangles -- with probability 0.1 set the rectangle's centre pixel to 0 or 1, then
+dilate or erode (1/2 each) the rectangle with a random rectangle / ellipse / half-ellipse structuring
+element of size 3..9 -- until, after a round, the IoU with the true mask is below u (at most 250
+rounds). Empty masks are left empty.
+
+Further reading: RDE.md section 7 (project reference notes, not part of this repository).
 """
 import cv2
 import numpy as np

@@ -1,9 +1,11 @@
-"""RDE-VOS clip frame sampling (released trainer, RDE.md section 7).
+"""RDE-VOS clip frame sampling, as the released RDE-VOS trainer draws a clip's frames.
 
 Unlike STCN's sampler (``dataset.vos_dataset.sample_frame_indices``: any unused frame within the
 maximum skip of an already chosen one, then sorted), RDE walks forward: each next index is the
 previous + 1 + U{0..max_skip}, capped so the remaining frames still fit in the video; the clip is
 reversed with probability 1/2. Same signature as STCN's sampler, so a dataset can take either.
+
+Further reading: RDE.md section 7 (project reference notes, not part of this repository).
 """
 
 

@@ -1,10 +1,12 @@
-"""SWEM clip frame sampling (published trainer, SWEM.md §5.3).
+"""SWEM clip frame sampling, as the published SWEM trainer draws a clip's frames.
 
 A random anchor; each further frame is drawn uniformly among the unused frames within ``max_skip``
 positions beyond the current left- or right-most chosen frame (SWEM's cur_skip + 1; the shared
 curriculum's ``max_skip``), a window capped by the mean spacing the video allows for the clip;
 indices sorted, reversed with probability 1/2. Same signature as STCN's sampler
 (``dataset.vos_dataset.sample_frame_indices``), so a dataset can take either.
+
+Further reading: SWEM.md §5.3 (project reference notes, not part of this repository).
 """
 
 

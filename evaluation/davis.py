@@ -3,13 +3,15 @@
     table = evaluate_davis("results/", "../DAVIS/2017", split="val")
     print(format_table(table)); write_davis_csvs(table, "results/", "val")
 
-Protocol (``../shared/reference/METRICS.md``): ground-truth annotations sorted by name, the first and
+Protocol (the official DAVIS 2017 toolkit's): ground-truth annotations sorted by name, the first and
 last frame of each sequence excluded; K = the largest label of frame 0 (void 255 counts as
 background); a predicted label above K is an error; a label never predicted scores as an empty mask.
 Ids need not be consecutive: every id 1..K is an object row, and on a frame where neither the ground
 truth nor the result holds an id it scores J = F = 1 (the printed table says so in a footnote).
 Each object is one row ``<sequence>_<k>``; the global table averages over objects, not sequences.
 ``year=2016`` merges every object (any non-zero label, 255 included) into one, for both sides.
+
+Further reading: METRICS.md (project reference notes, not part of this repository).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor

@@ -1,10 +1,16 @@
 """Golden outputs of the published code and the runs of ours that reproduce them.
 
-The reference folder (default ``../shared/reference`` beside the repository) holds
-``golden/<name>.npz`` (frames, masks, settings and the published code's probabilities),
-``<family>_state_dict_shapes.json`` and ``synthetic_weights.py``, which rebuilds the deterministic
-released-format weights the golden files were made with. The parity tests, ``scripts/gpu_check.py``
-and ``scripts/swem_float32_agreement.py`` all load and run them through this module.
+The reference folder (default ``../shared/reference`` beside the repository; project reference data,
+not part of this repository) must hold:
+- ``golden/<name>.npz`` for the runs below: frames, masks, settings and the probabilities (plus some
+  intermediate features) the published evaluation code gave on CPU with the synthetic weights;
+- ``<family>_state_dict_shapes.json`` (family stcn, rde, swem): every name and shape of a released
+  checkpoint;
+- ``synthetic_weights.py``, whose ``make_state_dict(shapes, seed)`` (with its per-prefix ``GAINS``)
+  rebuilds the deterministic released-format weights the golden files were made with.
+A missing file raises ``GoldenMissing`` (the parity tests skip when a golden file is missing). The
+parity tests, ``scripts/gpu_check.py`` and ``scripts/swem_float32_agreement.py`` all load and run them
+through this module.
 
 Runs: STCN on the DAVIS (``stcn_seed0``, ``stcn_seed1``) and YouTubeVOS (``stcn_yv_seed2``, an object
 given at frame 4) protocols, RDE-VOS (``rde_seed0``) and SWEM (``swem_seed0``, float64 in the

@@ -1,6 +1,6 @@
 """Region similarity J and boundary accuracy F exactly as the DAVIS 2017 toolkit defines them.
 
-Definitions (see ``../shared/reference/METRICS.md``):
+Definitions (the official DAVIS 2017 toolkit's, semi-supervised task, which produced the published tables):
 * J = |G ∩ P| / |G ∪ P|, and 1 when the union is empty.
 * Boundary map of a binary mask: a pixel whose value differs from its east, south or south-east
   neighbour; neighbours outside the image are not compared, so the image border is never a boundary.
@@ -11,7 +11,10 @@ Definitions (see ``../shared/reference/METRICS.md``):
   Decay = mean(first quarter bin) − mean(last quarter bin) with the toolkit's overlapping bins.
 
 Scores of all objects of a frame are computed from its two label maps: each object's boundary work
-is done on the bounding box of its two masks only, which gives the same numbers as full-frame maps (proved in tests/test_metrics.py).
+is done on the bounding box of its two masks only, which gives the same numbers as full-frame maps
+(proved in tests/test_metrics.py).
+
+Further reading: METRICS.md (project reference notes, not part of this repository).
 """
 import math
 

@@ -9,11 +9,16 @@ Two sizes are chosen in two places, and both rules live here:
   DAVIS, ``swem_youtube_work_size`` on YouTubeVOS) and so takes full-size frames from the evaluator.
 
 Sizes are (height, width) in pixels; 0 or None as a short or long side means "keep the size".
+
+SWEM's sizes are those of its published evaluator: every DAVIS frame goes to 480 x 864 (bicubic,
+whatever its aspect: 480 x 854 is stretched; no padding); YouTubeVOS frames follow
+``swem_youtube_work_size`` (bilinear). Further reading: SWEM.md §3.1-3.2 (project reference notes,
+not part of this repository).
 """
 KEEP_SIZE = 0                    # a short/long side of 0: frames keep their own size
 YOUTUBE_SHORT_SIDE = 480         # YouTubeVOS frames are processed at 480p, shorter side (STCN and SWEM)
-SWEM_DAVIS_WORK_SIZE = (480, 864)    # SWEM resizes every DAVIS frame to 480 x 864 (SWEM.md §3.1)
-SWEM_YOUTUBE_RULE = "youtube"    # SWEM's work_size value naming its YouTubeVOS rule (SWEM.md §3.2)
+SWEM_DAVIS_WORK_SIZE = (480, 864)    # the published SWEM evaluator resizes every DAVIS frame to 480 x 864
+SWEM_YOUTUBE_RULE = "youtube"    # work_size value naming the published SWEM YouTubeVOS rule (swem_youtube_work_size)
 SWEM_STRIDE = 16                 # SWEM's working sides are multiples of the network's stride, 16
 
 # shorter side the evaluator resizes frames to before a policy that keeps their size sees them

@@ -5,11 +5,15 @@ where the object was given, fixed afterwards) and ``update`` (refined by every l
 the last). The memory therefore holds 2 x 2 x L bases per object whatever the video's length.
 
 Frames are resized (bicubic, no padding) to a working size and the logits are resized straight
-back to the frame's size, as the published evaluator does (SWEM.md §3). The bases, the EM and the
-matching (well under 1 % of a frame's arithmetic) run in float64 by default, whatever the network's
-dtype: the EM amplifies float32 rounding (SWEM.md §8; scripts/swem_float32_agreement.py measures
-it). ``memory_dtype="float32"`` gives the published all-float32 run; ``network.double()`` runs
-everything in float64.
+back to the frame's size, as the published SWEM evaluator does (DAVIS: every frame to 480 x 864). The
+bases, the EM and the matching (well under 1 % of a frame's arithmetic) run in float64 by default,
+whatever the network's dtype: the EM amplifies float32 rounding (the adaptive weight cancels for
+confident pixels, and bases of tiny mass then follow the rounding errors; on the golden video the
+published code in float32 is up to 1.5e-3 off its float64 probabilities, on another video 0.17;
+scripts/swem_float32_agreement.py measures it). ``memory_dtype="float32"`` gives the published
+all-float32 run; ``network.double()`` runs everything in float64.
+
+Further reading: SWEM.md §2.5-2.8, §3, §8 (project reference notes, not part of this repository).
 """
 import torch
 import torch.nn.functional as F
@@ -50,7 +54,7 @@ class WorkSizeTransform:
 
 @register_policy("swem")
 class SWEMMemory(MemoryPolicy):
-    """Fixed-size memory of per-object bases (SWEM.md §2.5-2.8, §3).
+    """Fixed-size memory of per-object bases, read and updated as the published SWEM evaluator does.
 
     n_bases: L, bases per object per set per bank (128); em_iters: R (4); tau: temperature (0.05);
     top_l: top-l similarity feature width, fixed by the network's fusion layer (64); banks: 2 reads

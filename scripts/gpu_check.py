@@ -7,7 +7,10 @@ Steps, each a group of rows of one table (also printed), with the wall seconds i
 - parity: the golden videos of the published code (``evaluation.golden``: STCN DAVIS/YouTubeVOS
   protocols, RDE-VOS, SWEM in float64 as published) in float32 (TF32 off) against the parity tests'
   tolerances; then under AMP (CUDA fp16 autocast, ``segment_video(amp=True)``) and in float32 with
-  TF32, reported as max/mean |dp| and argmax flips among the confident pixels (a NaN/Inf fails);
+  TF32, reported as max/mean |dp| and argmax flips among the confident pixels (a NaN/Inf fails).
+  ``--reference`` names the folder that must hold ``golden/<name>.npz``, ``<family>_state_dict_shapes.json``
+  and ``synthetic_weights.py`` (default ../shared/reference: project reference data, not part of this
+  repository; contents described in ``evaluation/golden.py``);
 - eval: ``torchrun --nproc_per_node=1 eval_davis.py --amp`` and ``eval_youtube.py --amp`` end to end
   on generated 480p sets with a random STCN checkpoint (every mask written, metrics finite, frames/s);
 - speed: 480x854 video, 1/2/5 objects, every memory policy, float32 and AMP (torch.cuda.synchronize

@@ -1,4 +1,5 @@
-"""The RDE-VOS training forward (released code, RDE.md section 7): STM and SAM patterns in one clip.
+"""The RDE-VOS training forward: STM and SAM patterns in one clip, as the released RDE-VOS trainer runs it
+(the paper, §3.3, describes the same pattern: STM memory for the 2nd and 4th frames, SAM for the 3rd and 5th).
 
 Five frames 0..4, the SAM updated with every frame (theta = 1), full softmax read-out:
 - frame 0's values come from the *perturbed* masks (those propagate); values from the true masks
@@ -9,6 +10,8 @@ Five frames 0..4, the SAM updated with every frame (theta = 1), full softmax rea
   frame 2's value;
 - RDE_2 = SAM(f0, f1), RDE_4 = SAM(SAM(RDE_2, f2), f3).
 A single-object network (stage 0, no SAM) runs the STM pattern on every frame (3-frame clips).
+
+Further reading: RDE.md section 7 (project reference notes, not part of this repository).
 """
 import torch
 

@@ -1,4 +1,5 @@
-"""SWEM's sequential weighted EM over one frame (SWEM.md §2.6) and its base read-out (§2.8).
+"""SWEM's sequential weighted EM over one frame and its base read-out, as the published SWEM code
+(lmm077/SWEM, HEAD) implements them; the paper's §4.1 (Eq. 5-7) describes the weighted EM.
 
 Bases of a video are kept per object and per set (axis 2: 0 = background, 1 = foreground):
     kappa (B, K, 2, Ck, L)  basis keys, un-normalised mass-weighted means of raw keys
@@ -11,6 +12,13 @@ Numerics: the adaptive weight m * (1 - P) of the published code cancels catastro
 for confidently classified pixels (P ~ 1). Here 1 - P_s is computed as the other set's share of the
 kernel sums, the same number without the cancellation. Everything else follows the published order
 of operations.
+
+Where the published code differs from the paper, the code is followed: the M-step divides by the
+weighted mass sum z w plus the prior mass (paper Eq. 5: by sum z), and the E-step scores
+x . unit(kappa) / tau with the raw key x (the adaptive weights and the matching use cosine / tau, the
+paper's Eq. 6 kernel).
+
+Further reading: SWEM.md §1, §2.6, §2.8, §6 (project reference notes, not part of this repository).
 """
 from typing import NamedTuple
 
@@ -20,7 +28,9 @@ import torch.nn.functional as F
 from model.memory_readout import readout_dense, softmax_over_memory
 from model.precision import full_precision
 
-TAU = 0.05          # SWEM.md §1: temperature of the E-step, the adaptive weights and the matching
+# Hyper-parameters of the published SWEM scripts (train_swem_s3.sh, eval.py): --tau 0.05, --em_iter 4,
+# 128 bases (config.py's 256 is always overridden; 2 banks x 2 sets x 128 = the paper's 512), --top_l 64.
+TAU = 0.05          # temperature of the E-step, the adaptive weights and the matching
 EM_ITERS = 4        # R: E/M passes per memorised frame (3 adaptive-weight updates in between)
 N_BASES = 128       # L: bases per object per set per bank
 TOP_L = 64          # top-l cumulative similarities per set fed to the fusion layer
@@ -109,11 +119,15 @@ def adaptive_weights(unit_keys, kappa, m, tau=TAU, weighting="adaptive"):
 
 @full_precision   # EM and matching stay in the bases' dtype under AMP as well
 def weighted_em(keys, values, weights, prior, iters=EM_ITERS, tau=TAU, weighting="adaptive"):
-    """Refine ``prior`` bases with one frame (SWEM.md §2.6); returns the new Bases.
+    """Refine ``prior`` bases with one frame (the published code's memorize step); returns the new Bases.
 
     keys (B, Ck, n) raw keys; values (B, K, Cv, n); weights (B, K, 2, n) fixed weights m from
     ``mask_weights``. E, M and weight steps run without gradient; only nu carries gradient (to
-    ``values`` and to the prior's nu).
+    ``values`` and to the prior's nu). Per set s and basis l, with w = m at the start:
+        E: z_nl = softmax over l of (x_n . unit(kappa_l) / tau), times w_n (x_n itself not normalised)
+        M: zeta = zeta_prev + sum_n z_nl;  kappa = (zeta_prev kappa_prev + sum_n z_nl x_n) / zeta
+        W (between passes only): w = ``adaptive_weights`` (or m for "fixed")
+    and at the end nu = (zeta_prev nu_prev + sum_n z_nl v_n) / zeta with the last pass's z.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
@@ -142,13 +156,14 @@ def weighted_em(keys, values, weights, prior, iters=EM_ITERS, tau=TAU, weighting
 
 @full_precision   # EM and matching stay in the bases' dtype under AMP as well
 def match_bases(query_key, bases, tau=TAU, top_l=TOP_L):
-    """Read-out of every object's bases for a query frame (SWEM.md §2.8).
+    """Read-out of every object's bases for a query frame (the published code's match step).
 
     query_key (B, Ck, n) raw keys; bases with L' bases per set (first and update banks
     concatenated). Returns (readout (B, K, Cv, n), similarity feature S (B, K, 2 top_l, n)).
-    One softmax runs over both sets' bases of an object; S holds, for i = 1..top_l, the background
-    share B_i of the cumulative sums of each set's i largest kernels, then 1 - B_i (computed as the
-    foreground share). S is invariant to a common scale, so the normalised weights serve for it.
+    p = softmax of cos(query, kappa) / tau over both sets' bases of an object; readout = sum p nu.
+    S holds, for i = 1..top_l, the background share B_i of the cumulative sums of each set's i
+    largest kernels, then 1 - B_i (computed as the foreground share). S is invariant to a common
+    scale, so the normalised weights serve for it.
     """
     b, k, _, ck, n_bases = bases.kappa.shape
     if top_l > n_bases:

@@ -1,9 +1,12 @@
-"""SWEM's training losses (SWEM.md §5.5): bootstrapped cross-entropy keeping the hardest 30 % after
-its warm-up, plus a soft-IoU loss of weight 1.
+"""SWEM's training losses, as the published SWEM trainer computes them: bootstrapped cross-entropy
+(plain mean before iteration 20k, then the mean of the hardest fraction p of pixels, p falling linearly
+from 1 at 20k to 0.30 at 70k and staying 0.30), plus a soft-IoU loss of weight 1.
 
 Conventions are those of ``model.losses``: ``logits`` is a list with one B x (1+K) x H x W tensor of
 aggregated log-odds per supervised frame 1..T-1; ``labels`` holds the whole clip (B x T x H x W) or
 the supervised frames; ``selector`` (B x K) marks the real object slots.
+
+Further reading: SWEM.md §5.5 (project reference notes, not part of this repository).
 """
 import torch
 

@@ -64,7 +64,14 @@ class GatedFusion(nn.Module):
 
 
 class SWEMCore(nn.Module):
-    """Matching of a query against per-object bases and the fusion of what it reads (SWEM.md §2.8)."""
+    """Matching of a query against per-object bases and the fusion of what it reads (published ``swem_core``).
+
+    Each object is matched with its own bases (``match_bases``); the fusion layer, a gated linear unit,
+    takes cat([read-out (512), the query's key_comp feature (512), similarity feature S (2 top_l)]),
+    1152 channels with top_l 64, and gives the decoder's 512-channel context.
+
+    Further reading: SWEM.md §2.8 (project reference notes, not part of this repository).
+    """
 
     def __init__(self, value_channels=512, query_channels=512, top_l=TOP_L):
         super().__init__()

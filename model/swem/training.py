@@ -1,9 +1,12 @@
-"""SWEM's training forward (SWEM.md §5.5): bases from frame 0's ground truth, then every frame but
-the last is segmented and memorised with its own soft prediction.
+"""SWEM's training forward, as the published SWEM trainer runs it: bases from frame 0's ground truth,
+then every frame but the last is segmented and memorised with its own soft prediction (3-frame clips:
+frames 1 and 2 segmented, frame 1 memorised).
 
 Only the basis values carry gradient through the EM (to the value encoder and, through its mask
 input, to earlier predictions); the basis keys are constants, so ``key_proj`` learns through the
 query side of the matching.
+
+Further reading: SWEM.md §5.5 (project reference notes, not part of this repository).
 """
 import torch
 import torch.nn.functional as F

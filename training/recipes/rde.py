@@ -1,6 +1,6 @@
 """``train.py --model rde``: the RDE-VOS training recipe for the shared trainer.
 
-Stage defaults (RDE.md section 7, the released README commands; batch sizes per process):
+Stage defaults (the training commands of the released RDE-VOS README; batch sizes per process):
 | stage | data | batch | iterations | lr x0.1 at | lr | L_MC | L_UG f2/f4 | BCE warm-up |
 | 0 | static, single object, no SAM | 16 (x4 GPUs) | 75k | 37.5k | 2e-5 | 10 | - | 5k-17.5k |
 | 1 | BL30K | 4 (x2) | 500k | 400k | 1e-5 | 10 | 10/10 | 20k-70k |
@@ -13,6 +13,8 @@ carries its perturbed frame-0 masks, drawn from the sample's own RNG (``dataset/
 A SAM not found in --load_network keeps the new network's init: PyTorch's default (released
 trainer, --sam_init default) or non-local blocks starting as the identity (--sam_init zero), which
 avoids the recurrent RDE exploding when the encoders are not ImageNet-initialised.
+
+Further reading: RDE.md section 7 (project reference notes, not part of this repository).
 """
 from functools import partial
 

@@ -1,4 +1,4 @@
-"""``train.py --model swem``: the SWEM training recipe for the shared trainer (SWEM.md §5).
+"""``train.py --model swem``: the SWEM training recipe for the shared trainer.
 
 Stage defaults (the released scripts; batch sizes per process, the paper trained on one V100):
 | stage | data | batch | iterations | lr x0.1 at | max skip curriculum |
@@ -11,6 +11,8 @@ objects; bootstrapped CE
 (hardest 30 % after a 20k-70k warm-up) + soft-IoU loss. A stage-0 file gains its 5th value-input
 channel by orthogonal init. The published code trains without AMP (pass --no_amp to match; the EM
 and the matching always run in full precision). There is no BL30K stage in SWEM.
+
+Further reading: SWEM.md §5 (project reference notes, not part of this repository).
 """
 from dataset.curriculum import SkipCurriculum
 from dataset.swem_frames import sample_swem_frame_indices
