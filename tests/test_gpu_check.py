@@ -1,17 +1,12 @@
 """scripts/gpu_check.py: every step at a tiny size on the CPU, one Markdown table, FAIL rows on failure."""
-import importlib.util
-
 import pytest
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check")
 
 
 def table_rows(text):
