@@ -20,10 +20,7 @@ __all__ = [
     "color_jitter",
     "random_grayscale",
     "hflip",
-    "resize_shorter_side",
-    "random_crop",
     "random_resized_crop_box",
-    "crop_resize",
 ]
 
 # Fill colour for pixels that enter the frame from outside: the ImageNet mean in 0..255.
@@ -112,32 +109,8 @@ def random_grayscale(image, rng, p=0.05):
 
 
 def hflip(image, masks):
+    """Mirror the image and every mask left-right (contiguous copies)."""
     return np.ascontiguousarray(image[:, ::-1]), [np.ascontiguousarray(m[:, ::-1]) for m in masks]
-
-
-def resize_shorter_side(image, masks, size):
-    """Resize so the shorter side is ``size`` (image bilinear, masks nearest)."""
-    height, width = image.shape[:2]
-    factor = size / min(height, width)
-    new_w, new_h = max(size, round(width * factor)), max(size, round(height * factor))
-    out = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    return out, [cv2.resize(m, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT) for m in masks]
-
-
-def random_crop(image, masks, size, rng, fill=IMAGE_FILL):
-    """Random ``size`` x ``size`` crop; an image smaller than that is padded first."""
-    height, width = image.shape[:2]
-    pad_h, pad_w = max(0, size - height), max(0, size - width)
-    if pad_h or pad_w:
-        top, left = pad_h // 2, pad_w // 2
-        image = cv2.copyMakeBorder(image, top, pad_h - top, left, pad_w - left,
-                                   cv2.BORDER_CONSTANT, value=tuple(float(v) for v in fill))
-        masks = [cv2.copyMakeBorder(m, top, pad_h - top, left, pad_w - left,
-                                    cv2.BORDER_CONSTANT, value=0) for m in masks]
-        height, width = image.shape[:2]
-    y = int(rng.integers(0, height - size + 1))
-    x = int(rng.integers(0, width - size + 1))
-    return image[y:y + size, x:x + size].copy(), [m[y:y + size, x:x + size].copy() for m in masks]
 
 
 def random_resized_crop_box(rng, size, scale=(0.36, 1.0), ratio=(0.75, 1.25)):
@@ -163,11 +136,3 @@ def random_resized_crop_box(rng, size, scale=(0.36, 1.0), ratio=(0.75, 1.25)):
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def crop_resize(image, masks, box, out_size):
-    """Crop ``box`` (y, x, h, w) and resize to ``out_size`` x ``out_size``."""
-    y, x, h, w = box
-    out = cv2.resize(image[y:y + h, x:x + w], (out_size, out_size), interpolation=cv2.INTER_LINEAR)
-    return out, [cv2.resize(m[y:y + h, x:x + w], (out_size, out_size),
-                            interpolation=cv2.INTER_NEAREST_EXACT) for m in masks]

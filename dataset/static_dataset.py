@@ -13,13 +13,12 @@ The geometric steps before the crop are composed into one affine warp per frame.
 """
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from util.image_files import is_hidden
 
 from dataset.augment import (IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix,
-                      random_grayscale)
+                             random_grayscale, warp_affine)
 from dataset.clip import make_clip, with_extras
 from dataset.folders import DatasetFolderError, list_folders, read_rgb, require_folder
 from dataset.sampler import sample_rng
@@ -104,10 +103,7 @@ class StaticImageDataset:
         x0 = int(rng.integers(0, new_w - self.size + 1))
         crop = np.array([[factor, 0.0, -x0], [0.0, factor, -y0], [0.0, 0.0, 1.0]])
         matrix = (crop @ _h(frame_affine) @ base)[:2]
-        frame = cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=IMAGE_FILL)
-        frame_mask = cv2.warpAffine(mask, matrix, (self.size, self.size), flags=cv2.INTER_NEAREST,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        frame, (frame_mask,) = warp_affine(image, [mask], matrix, (self.size, self.size), fill=IMAGE_FILL)
         frame = color_jitter(frame, rng, brightness=0.1, contrast=0.05, saturation=0.05)
         if rng.random() < self.tps_probability:
             frame, (frame_mask,) = random_tps_warp(frame, [frame_mask], rng, self.tps_points,

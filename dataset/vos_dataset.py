@@ -23,8 +23,8 @@ import numpy as np
 
 from util.palette import LabelImageError, read_label_png
 
-from dataset.augment import (color_jitter, random_affine_matrix, random_grayscale,
-                      random_resized_crop_box, warp_affine)
+from dataset.augment import (color_jitter, hflip, random_affine_matrix, random_grayscale,
+                             random_resized_crop_box, warp_affine)
 from dataset.clip import make_clip, target_labels, with_extras
 from dataset.folders import DatasetFolderError, list_folders, list_frames, read_rgb, require_folder
 from dataset.sampler import sample_rng
@@ -129,7 +129,7 @@ class VOSTrainDataset:
                 label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
             image, label = image[y:y + h, x:x + w], label[y:y + h, x:x + w]
             if flip:
-                image, label = image[:, ::-1], label[:, ::-1]
+                image, (label,) = hflip(image, [label])
             shrink = cv2.INTER_AREA if h > self.size else cv2.INTER_LINEAR
             image = cv2.resize(np.ascontiguousarray(image), (self.size, self.size), interpolation=shrink)
             label = cv2.resize(np.ascontiguousarray(label), (self.size, self.size),

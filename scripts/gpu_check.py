@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from dataset.synthetic import SyntheticVideo, write_synthetic_davis, write_synthetic_youtube
+from dataset.synthetic_training import write_synthetic_training_data
 from evaluation import golden
 from evaluation.benchmark import build_network_for
 from evaluation.youtube import youtube_csv_paths
@@ -348,10 +349,9 @@ def _train_speed(stdout):
 
 
 def check_training(report, device, sizes, work):
-    from scripts.make_synthetic_training_data import make_synthetic_training_data
     cfg = sizes["train"]
-    data = make_synthetic_training_data(work / "train_data", *cfg["data_size"], videos=3, frames=8, images=4,
-                                        parts=("static", "davis", "youtube"))   # stage 0 and the main stage
+    data = write_synthetic_training_data(work / "train_data", *cfg["data_size"], videos=3, frames=8, images=4,
+                                         parts=("static", "davis", "youtube"))   # stage 0 and the main stage
     flags = ["--save_dir", work / "saves", "--no_pretrained", "--no_progress", "--device", device.type,
              "--size", cfg["size"], "--num_workers", cfg["workers"], "--iterations", cfg["iterations"]]
     if "batch_size" in cfg:

@@ -1,24 +1,16 @@
 """Benchmark helpers (evaluation/benchmark.py) and the two benchmark scripts on tiny settings."""
 import csv
-import importlib.util
 import time
 
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 from util.cli import parse_policy_spec
 from evaluation.benchmark import (TimedIterator, current_rss_bytes, peak_rss_bytes,
                             run_isolated, synthetic_clip)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_policy_specs_parse_options_and_reject_malformed_ones():

@@ -1,20 +1,18 @@
 """Evaluation over torchrun ranks (evaluation/distributed.py): the split, the aggregate line, and
 two-process gloo runs of eval_davis.py (same masks as a plain run; a failing rank stops the run)."""
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import launch
 from dataset.synthetic import write_synthetic_davis
 from evaluation import distributed, runner
 from util.distributed import DistributedContext
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 VIDEO_LENGTHS = {"val-shapes-00": 4, "val-shapes-01": 5, "val-shapes-02": 3}
 
 
@@ -58,9 +56,8 @@ def test_summary_line_reports_aggregate_frames_per_second():
 
 # ------------------------------------------------------------------ two processes, gloo
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, random_stcn_checkpoint):
     """Three val videos of 4/5/3 frames (64x96) and a random STCN checkpoint."""
-    from model import build_network
     root = tmp_path_factory.mktemp("dist")
     davis = root / "davis"
     write_synthetic_davis(davis, seed=5, num_train=0, num_val=3, num_test_dev=0, length=5, height=64, width=96,
@@ -69,21 +66,7 @@ def setup(tmp_path_factory):
         for kind, suffix in (("JPEGImages", "jpg"), ("Annotations", "png")):
             for t in range(length, 5):
                 (davis / "trainval" / kind / "480p" / name / f"{t:05d}.{suffix}").unlink()
-    torch.manual_seed(0)
-    checkpoint = root / "stcn.pth"
-    torch.save(build_network().state_dict(), checkpoint)
-    return davis, checkpoint
-
-
-def launch(script, flags, cwd, processes=None):
-    """``python script`` (processes None) or ``torchrun --nproc_per_node=processes script``; one thread
-    per process either way, so both sum in the same order."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, str(REPO / script)]
-    if processes:
-        cmd[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    return subprocess.run(cmd + [str(f) for f in flags], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return davis, random_stcn_checkpoint
 
 
 def masks_of(folder):

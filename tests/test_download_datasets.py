@@ -2,8 +2,6 @@
 layout: everything lands where train.py and the eval scripts read it, a cut download resumes, reruns
 fetch nothing, and the installed sets evaluate and train."""
 import io
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -15,7 +13,6 @@ from PIL import Image
 
 import eval_davis
 import eval_youtube
-from conftest import REPO
 from dataset.published_sources import SOURCES, content_folder
 from dataset.static_dataset import static_sets
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
@@ -66,12 +63,9 @@ def drive_id(source, index=0):
 
 
 @pytest.fixture(scope="module")
-def published_archives(tmp_path_factory):
+def published_archives(tmp_path_factory, training_data):
     """Drive id -> archive bytes, each laid out as the published archive is."""
     made = tmp_path_factory.mktemp("made")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(made / "train"), "--size", "40", "48", "--videos", "2", "--frames", "4", "--images", "2"],
-                   check=True, capture_output=True)
     write_synthetic_davis(made / "davis", seed=5, num_train=1, num_val=1, num_test_dev=1, length=3, height=48,
                           width=64, max_objects=2)
     write_synthetic_youtube(made / "yv", seed=0, num_train=1, num_valid=1, length=11, height=48, width=64,
@@ -93,11 +87,11 @@ def published_archives(tmp_path_factory):
     scribbles = made / "scribbles"
     (scribbles / "Scribbles" / val_video).mkdir(parents=True)
     (scribbles / "Scribbles" / val_video / "001.json").write_text("{}")
-    bl30k = sorted((made / "train" / "BL30K").rglob("*.*"))
-    parts = [[(f"BL30K/{p.relative_to(made / 'train' / 'BL30K').as_posix()}", p.read_bytes())
+    bl30k = sorted((training_data / "BL30K").rglob("*.*"))
+    parts = [[(f"BL30K/{p.relative_to(training_data / 'BL30K').as_posix()}", p.read_bytes())
               for p in bl30k[i::6]] for i in range(6)]
     archives = {
-        drive_id("static"): zip_of(made / "train" / "static", ""),
+        drive_id("static"): zip_of(training_data / "static", ""),
         drive_id("davis2016"): zip_of(d16, "DAVIS/", convert=binary_mask),
         drive_id("davis2017", 0): zip_of(trainval, "DAVIS/"),
         drive_id("davis2017", 1): zip_of(scribbles, "DAVIS/"),
@@ -130,7 +124,7 @@ def installed(published_archives, tmp_path_factory):
     return root, made, first, rerun
 
 
-def test_every_source_lands_in_the_layout_the_scripts_read(installed):
+def test_every_source_lands_in_the_layout_the_scripts_read(installed, training_data):
     root, made, requests, rerun = installed
     assert sorted(p.name for p in root.iterdir()) == ["BL30K", "DAVIS", "YouTube", "YouTube2018", "static"]
     assert not [p for p in root.rglob(".*")], "staging folders, markers or the archive cache were left"
@@ -146,8 +140,8 @@ def test_every_source_lands_in_the_layout_the_scripts_read(installed):
         assert (root / year / "valid" / "meta.json").is_file()
         assert (root / year / "all_frames" / "valid_all_frames" / "JPEGImages").is_dir()
     bl30k_files = sorted(p.relative_to(root / "BL30K") for p in (root / "BL30K").rglob("*.*"))
-    assert bl30k_files == sorted(p.relative_to(made / "train" / "BL30K") for p in
-                                 (made / "train" / "BL30K").rglob("*.*"))   # 6 parts merged
+    assert bl30k_files == sorted(p.relative_to(training_data / "BL30K") for p in
+                                 (training_data / "BL30K").rglob("*.*"))   # 6 parts merged
     assert rerun == [], "a rerun must skip every complete source"
 
 

@@ -4,7 +4,6 @@ The network is a randomly initialised STCN saved as a checkpoint file; frames ar
 takes seconds. Bad inputs must each give one clear error naming the file and leave no half-written
 video folder.
 """
-import importlib.util
 import json
 import platform
 import shutil
@@ -16,19 +15,12 @@ from PIL import Image
 
 import eval_davis
 import eval_youtube
+from conftest import REPO, load_script
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from evaluation import GLOBAL_COLUMNS, resizing
 from util.palette import davis_palette, write_label_png
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 64, 96
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_state_dict
 from inference import InferenceCore, object_ids, segment_video
-from model import load_network
 
 H, W, T = 48, 64, 9
-
-
-@pytest.fixture(scope="module")
-def net():
-    return load_network(synthetic_state_dict("stcn", seed=0))
 
 
 def make_video(n=T, seed=0):

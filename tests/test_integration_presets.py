@@ -2,8 +2,6 @@
 and the resume check, and memory policies' per-benchmark presets reach the eval scripts."""
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ import torch
 import eval_davis
 import eval_youtube
 import train
-from conftest import REPO
+from conftest import tiny_run_flags
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.sampler import SampleKey, sample_rng
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
@@ -27,15 +25,6 @@ from training.trainer import Trainer, build_dataset
 MAX_SKIP = 10   # the curriculum's value carried by the sample keys below (YouTubeVOS divides it by 5)
 
 
-@pytest.fixture(scope="module")
-def video_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("video_data")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(root), "--size", "40", "48", "--videos", "2", "--frames", "8", "--parts", "davis",
-                    "youtube"], check=True, capture_output=True)
-    return root
-
-
 def main_stage_config(model, root):
     return resolve_config(build_parser().parse_args(
         ["--model", model, "--stage", "3", "--size", "32", "--no_pretrained", "--davis_root", str(root / "DAVIS"),
@@ -45,8 +34,8 @@ def main_stage_config(model, root):
 # ----------------------------------------------------------------------------- 1. clip sampling
 @pytest.mark.parametrize("model, sampler, frames", [("rde", sample_rde_frame_indices, 5),
                                                      ("stcn", sample_frame_indices, 3)])
-def test_training_clips_are_drawn_by_the_recipes_frame_sampler(model, sampler, frames, video_root):
-    dataset = build_dataset(main_stage_config(model, video_root))
+def test_training_clips_are_drawn_by_the_recipes_frame_sampler(model, sampler, frames, training_data):
+    dataset = build_dataset(main_stage_config(model, training_data))
     parts = dataset.datasets                      # DAVIS x5, then YouTubeVOS
     assert [p.frame_sampler for p in parts] == [sampler, sampler]
     orders = set()
@@ -94,19 +83,8 @@ def test_trainer_applies_the_configs_family_options_and_refuses_foreign_ones():
         Trainer(dataclasses.replace(stcn, family_options={"mc_weight": 1.0}))
 
 
-@pytest.fixture(scope="module")
-def static_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("static_data")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(root), "--size", "40", "48", "--images", "2", "--parts", "static"],
-                   check=True, capture_output=True)
-    return root / "static"
-
-
-def test_family_options_reach_config_json_and_the_resume_check(static_root, tmp_path, capsys):
-    flags = ["--model", "rde", "--stage", "0", "--id", "r0", "--save_dir", tmp_path, "--size", 32,
-             "--batch_size", 1, "--iterations", 2, "--num_workers", 0, "--no_pretrained", "--no_progress",
-             "--device", "cpu", "--static_root", static_root]
+def test_family_options_reach_config_json_and_the_resume_check(training_data, tmp_path, capsys):
+    flags = ["--model", "rde", *tiny_run_flags(training_data, tmp_path, 0, "r0", 2)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -161,15 +139,6 @@ def test_any_policy_brings_presets_without_touching_the_runner(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def rde_checkpoint(tmp_path_factory):
-    from model import RDE
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "rde_random.pth"
-    torch.save(RDE().state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def eval_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_sets")
     write_synthetic_davis(root / "davis", seed=5, num_train=0, num_val=1, num_test_dev=0, length=3,
@@ -185,10 +154,11 @@ def eval_sets(tmp_path_factory):
     (eval_youtube, "--yv_path", ["--top", 7], 7, 4),          # an explicit published flag wins
 ])
 def test_eval_scripts_run_rde_with_its_benchmark_preset(script, data_flag, extra, top_k, mem_every, eval_sets,
-                                                        rde_checkpoint, tmp_path, capsys):
+                                                        random_checkpoint, tmp_path, capsys):
     data = eval_sets / ("davis" if script is eval_davis else "youtube")
     output = tmp_path / "out"
-    flags = ["--model", rde_checkpoint, data_flag, data, "--output", output, "--memory", "rde", "--device", "cpu"]
+    flags = ["--model", random_checkpoint("rde"), data_flag, data, "--output", output, "--memory", "rde",
+             "--device", "cpu"]
     if script is eval_youtube:
         flags += ["--short_side", 48]
     assert run_script(script, flags + extra) is None

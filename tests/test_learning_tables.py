@@ -2,33 +2,24 @@
 configuration is a real eval_davis.py process whose scores, frames/s and peak RSS land in the table.
 The measured tables themselves are benchmarks (README, "Does it learn?")."""
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import REPO, load_script
 from evaluation.runner import Timer, parse_summary, summary_line
 from evaluation.benchmark import run_command_measured
 
-REPO = Path(__file__).resolve().parents[1]
 SIZE = ["--height", "32", "--width", "48"]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("learning_tables", REPO / "scripts" / "learning_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return load_script()
+    return load_script("learning_tables")
 
 
 def read_csv(path):

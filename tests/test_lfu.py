@@ -5,22 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
 from inference import InferenceCore, segment_video
 from inference.lfu import LFUMemory
-from model import KeyFeatures, load_network
+from model import KeyFeatures
 from model.memory_readout import l2_affinity
 
 H, W = 64, 96
 HW = (H // 16) * (W // 16)   # memory features per frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def net():
-    return load_network(synthetic_state_dict("stcn", seed=0))
 
 
 def davis_clip(length=16, seed=3):

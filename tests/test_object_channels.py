@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_state_dict
 from evaluation import runner
 from evaluation.golden import GOLDEN_RUNS, MARGIN, compare, load_golden
 from inference import InferenceCore, ObjectChannels, object_ids, segment_video
-from model import load_network
 from util.palette import davis_palette, read_label_png
 
 H, W = 48, 64
@@ -96,11 +94,6 @@ def test_lost_ids_names_objects_that_vanish():
     given = ObjectChannels.from_masks({0: square(0, 0, 3), 5: square(20, 20, 9, size=1)})
     resized = ObjectChannels.from_masks({0: square(0, 0, 3), 5: np.zeros((H, W), np.uint8)})
     assert given.lost_ids(resized) == [9] and resized.lost_ids(given) == []
-
-
-@pytest.fixture(scope="module")
-def net():
-    return load_network(synthetic_state_dict("stcn", seed=0))
 
 
 def test_segment_video_channels_follow_label_order_not_the_order_objects_are_given(net):

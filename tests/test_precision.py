@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_state_dict
 from dataset.synthetic import SyntheticVideo
 from inference import InferenceCore, segment_video
-from model import load_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 H, W, T = 48, 64, 6
-
-
-@pytest.fixture(scope="module")
-def net():
-    return load_network(synthetic_state_dict("stcn", seed=0))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,5 @@
 """RDE-VOS training: mask perturbation, the three losses, the 5-frame STM/SAM forward, train.py --model rde."""
 import math
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -10,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
+from conftest import RepeatedClip, launch, tiny_run_flags
 from dataset.mask_perturbation import IOU_RANGE, iou, perturb_mask, perturb_objects
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.synthetic import SyntheticVideo
@@ -234,20 +231,11 @@ def test_load_network_from_stcn_stage0_keeps_default_sam(tmp_path):
 
 # --- train.py --model rde ------------------------------------------------------------------------------------
 
-def test_two_process_gloo_run(tmp_path):
-    data = tmp_path / "data"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(data), "--size", "40", "48", "--videos", "2", "--frames", "6", "--parts", "davis",
-                    "youtube"], check=True, capture_output=True)
+def test_two_process_gloo_run(training_data, tmp_path):
     torch.save(build_network(single_object=True).state_dict(), tmp_path / "stage0.pth")
-    flags = ["--model", "rde", "--stage", "3", "--id", "r3", "--save_dir", tmp_path, "--size", 32,
-             "--batch_size", 1, "--iterations", 2, "--num_workers", 0, "--no_pretrained", "--no_progress",
-             "--device", "cpu", "--davis_root", data / "DAVIS", "--yv_root", data / "YouTube",
+    flags = ["--model", "rde", *tiny_run_flags(training_data, tmp_path, 3, "r3", 2),
              "--load_network", tmp_path / "stage0.pth", "--mc_weight", 5]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(REPO / "train.py")] + [str(f) for f in flags]
-    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    done = launch("train.py", flags, tmp_path, processes=2, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2 process(es), 2 clips per iteration" in done.stdout
     network = load_network(tmp_path / "r3" / "r3_2.pth")
@@ -261,19 +249,11 @@ def test_training_overfits_one_synthetic_video(tmp_path):
     clip = {"rgb": rgb, "labels": labels, "selector": torch.ones(2), "name": "v",
             "frame_indices": torch.arange(5)}
     clip.update(RDERecipe.sample_extras(clip, np.random.default_rng(0)))
-
-    class OneClip:
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, key):
-            return clip
-
     flags = ["--model", "rde", "--stage", "3", "--id", "overfit", "--save_dir", tmp_path, "--size", 32,
              "--batch_size", 1, "--iterations", 10, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
              "--no_progress", "--device", "cpu", "--log_every", 8, "--sam_init", "zero"]
     args = build_parser().parse_args([str(f) for f in flags])
-    history = Trainer(resolve_config(args), dataset=OneClip(), record_history=True).run()
+    history = Trainer(resolve_config(args), dataset=RepeatedClip(clip), record_history=True).run()
     assert all(np.isfinite(history))
     start, end = np.mean(history[:2]), np.mean(history[-4:])
     assert end < 0.5 * start and max(history) <= 1.5 * history[0], history

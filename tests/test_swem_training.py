@@ -1,15 +1,11 @@
 """SWEM training: losses, curriculum, the training forward, a short overfit and a 2-process gloo run."""
-import os
-import subprocess
-import sys
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
-from dataset.sampler import SampleKey
+from conftest import TINY_CROP, launch, one_clip_dataset, tiny_run_flags
 from dataset.swem_frames import sample_swem_frame_indices
 from model import load_network
 from model.swem import SWEM
@@ -22,7 +18,7 @@ from training.config import build_parser, resolve_config
 from training.recipes import recipe_class
 from training.trainer import Trainer, weights_path
 
-SIZE = 32
+SIZE = TINY_CROP
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -166,33 +162,6 @@ def test_denormalize_inverts_normalize():
 
 # ----------------------------------------------------------------------------- runs
 
-def one_clip_dataset(tmp_path, size):
-    from PIL import Image
-
-    from dataset.synthetic import SyntheticVideo
-    from dataset.vos_dataset import VOSTrainDataset
-    from util.palette import write_label_png
-    video = SyntheticVideo(seed=11, height=size, width=size, num_objects=2, length=4)
-    for t in range(4):
-        rgb, labels = video.frame(t)
-        (tmp_path / "JPEGImages" / "v").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "Annotations" / "v").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(tmp_path / "JPEGImages" / "v" / f"{t:05d}.jpg", quality=100)
-        write_label_png(tmp_path / "Annotations" / "v" / f"{t:05d}.png", labels)
-    clip = VOSTrainDataset(tmp_path / "JPEGImages", tmp_path / "Annotations", size=size)[SampleKey(0, (0,), 5)]
-
-    class OneClip:
-        """The same augmented 3-frame clip at every iteration."""
-
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, key):
-            return clip
-
-    return OneClip()
-
-
 def test_training_overfits_one_synthetic_video(tmp_path):
     cfg = config("--stage", 3, "--id", "overfit", "--save_dir", tmp_path / "runs", "--size", SIZE,
                  "--batch_size", 1, "--iterations", 8, "--lr", 3e-4, "--num_workers", 0, "--no_pretrained",
@@ -203,16 +172,7 @@ def test_training_overfits_one_synthetic_video(tmp_path):
     assert isinstance(load_network(weights_path(cfg, 8)), SWEM)
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("swem_train_data")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(root), "--size", "40", "48", "--videos", "2", "--frames", "6", "--parts", "davis",
-                    "youtube"], check=True, capture_output=True)
-    return root
-
-
-def test_single_object_forward_and_two_process_gloo_run_from_a_stage0_file(data_root, tmp_path):
+def test_single_object_forward_and_two_process_gloo_run_from_a_stage0_file(training_data, tmp_path):
     torch.manual_seed(2)
     stage0 = set_train_mode(SWEM(single_object=True))
     frames, labels = torch.rand(1, 3, 3, SIZE, SIZE), torch.zeros(1, 3, SIZE, SIZE, dtype=torch.long)
@@ -221,14 +181,9 @@ def test_single_object_forward_and_two_process_gloo_run_from_a_stage0_file(data_
     assert [x.shape for x in out["logits"]] == [(1, 2, SIZE, SIZE)] * 2
     torch.save(stage0.state_dict(), tmp_path / "stage0.pth")
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    flags = ["--model", "swem", "--stage", 3, "--id", "s3", "--save_dir", tmp_path, "--size", SIZE,
-             "--batch_size", 1, "--iterations", 2, "--num_workers", 0, "--no_progress", "--device", "cpu",
-             "--davis_root", data_root / "DAVIS", "--yv_root", data_root / "YouTube",
+    flags = ["--model", "swem", *tiny_run_flags(training_data, tmp_path, 3, "s3", 2),
              "--load_network", tmp_path / "stage0.pth"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(REPO / "train.py")] + [str(f) for f in flags]
-    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = launch("train.py", flags, tmp_path, processes=2, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2 process(es), 2 clips per iteration" in done.stdout
     network = load_network(tmp_path / "s3" / "s3_2.pth")

@@ -1,8 +1,16 @@
-"""Specification of the synthetic video generator and the synthetic benchmark layouts."""
+"""Specification of the synthetic video generator, the synthetic benchmark and training layouts, the
+static images, and scripts/make_synthetic_data.py (with the old per-layout script names)."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import REPO
+from dataset.static_dataset import find_image_mask_pairs, static_sets
 from dataset.synthetic import SyntheticVideo
+from dataset.synthetic_static import write_static_images
+from scripts import make_synthetic_data
 
 
 def test_frames_have_the_promised_types_and_sizes():
@@ -238,3 +246,58 @@ def test_youtube_reader_rejects_meta_naming_absent_frames(youtube_root, tmp_path
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(BenchmarkLayoutError, match=r"meta\.json: video valid001shapes object \d+ names frame 00095"):
         YouTubeReader(root, split="valid").video("valid001shapes")
+
+
+# ---------------------------------------------------------------- scripts/make_synthetic_data.py and static images
+def test_script_writes_the_library_sets(davis_root, youtube_root, tmp_path):
+    make_synthetic_data.main(["--layout", "davis", "--output", str(tmp_path / "d"), "--seed", "1", "--train", "1",
+                              "--val", "2", "--test_dev", "1", "--frames", "4", "--size", "24", "40"])
+    path = "trainval/Annotations/480p/val-shapes-01/00003.png"
+    assert (tmp_path / "d" / path).read_bytes() == (davis_root / path).read_bytes()
+    make_synthetic_data.main(["--layout", "youtube", "--output", str(tmp_path / "y"), "--seed", "1", "--train", "1",
+                              "--valid", "2", "--frames", "11", "--height", "24", "--width", "40"])
+    path = "valid_gt/Annotations/valid001shapes/00010.png"
+    assert (tmp_path / "y" / path).read_bytes() == (youtube_root / path).read_bytes()
+    with pytest.raises(SystemExit):
+        make_synthetic_data.main(["--layout", "davis", "--output", str(tmp_path / "x"), "--size", "24", "40",
+                                  "--height", "24"])
+
+
+def test_training_layout_writes_the_chosen_parts(tmp_path):
+    make_synthetic_data.main(["--layout", "training", "--output", str(tmp_path), "--size", "24", "32",
+                              "--images", "1", "--videos", "1", "--frames", "3", "--parts", "static", "davis"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DAVIS", "static"]
+    assert {p.name: repeat for p, repeat in static_sets(tmp_path / "static")} == {"BIG_small": 5, "ECSSD": 1,
+                                                                                "FSS": 1}
+    assert sorted(p.name for p in (tmp_path / "static" / "FSS").iterdir()) == ["class_a", "class_b"]
+    trainval = tmp_path / "DAVIS" / "2017" / "trainval"
+    assert (trainval / "ImageSets" / "2017" / "train.txt").read_text().split() == ["davis_000"]
+    assert (trainval / "ImageSets" / "2017" / "val.txt").read_text().split() == ["davis_001"]
+
+
+def test_static_images_are_seeded_pairs_with_one_marked_object(tmp_path):
+    first = write_static_images([tmp_path / "a" / "x", tmp_path / "a" / "y"], seed=3, count=2, height=24, width=32)
+    again = write_static_images([tmp_path / "b" / "x", tmp_path / "b" / "y"], seed=3, count=2, height=24, width=32)
+    assert len(first) == 4 and len({p.name for p in first}) == 4          # numbered across the folders
+    assert len(find_image_mask_pairs(tmp_path / "a")) == 4
+    for one, other in zip(first, again):
+        assert one.read_bytes() == other.read_bytes()
+        with Image.open(one.with_suffix(".png")) as image:
+            mask = np.array(image)
+        assert set(np.unique(mask)) == {0, 255}
+
+
+@pytest.mark.parametrize("script, flags, written", [
+    ("make_synthetic_davis.py", ["--height", "16", "--width", "24", "--frames", "2", "--train", "0", "--val", "1",
+                                 "--test_dev", "0", "--max_objects", "1"], "trainval/ImageSets/2017/val.txt"),
+    ("make_synthetic_youtube.py", ["--height", "16", "--width", "24", "--frames", "2", "--train", "0",
+                                   "--valid", "1", "--max_objects", "1"], "valid/meta.json"),
+    ("make_synthetic_training_data.py", ["--size", "16", "24", "--images", "1", "--parts", "static"],
+     "static/ECSSD/img_00001.png"),
+])
+def test_the_old_script_names_still_run(script, flags, written, tmp_path):
+    """The per-layout command lines that README users know are the merged script with --layout."""
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--output", str(tmp_path), *flags],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / written).is_file()

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from dataset.augment import (affine_matrix, color_jitter, crop_resize, hflip, random_affine_matrix,
-                             random_crop, random_grayscale, random_resized_crop_box,
-                             resize_shorter_side, warp_affine)
+from dataset.augment import (affine_matrix, color_jitter, hflip, random_affine_matrix, random_grayscale,
+                             random_resized_crop_box, warp_affine)
 from dataset.tps import ThinPlateSpline, random_tps_warp, tps_warp
 
 
@@ -106,28 +105,15 @@ def test_affine_matrix_rotates_about_the_centre():
     np.testing.assert_allclose(s @ np.array([1.0, 1.0, 1.0]), [5.0, 6.0])
 
 
-def test_crops_flips_and_resizes_keep_alignment():
+def test_flips_keep_alignment_and_crop_boxes_stay_inside():
     image, mask = blob_scene(size=80, seed=3)
     rng = np.random.default_rng(0)
     im, (m,) = hflip(image, [mask])
-    assert_aligned(im, m)
-    im, (m,) = resize_shorter_side(image[:, :60], [mask[:, :60]], 48)
-    assert min(im.shape[:2]) == 48 and im.shape[:2] == m.shape
-    im, (m,) = random_crop(image, [mask], 40, rng)
-    assert im.shape[:2] == (40, 40) and m.shape == (40, 40)
     assert_aligned(im, m)
     box = random_resized_crop_box(rng, mask.shape, scale=(0.36, 1.0), ratio=(0.75, 1.25))
     y, x, h, w = box
     assert 0 <= y and 0 <= x and y + h <= 80 and x + w <= 80
     assert 0.36 * 6400 * 0.95 <= h * w <= 6400
-    im, (m,) = crop_resize(image, [mask], box, 32)
-    assert im.shape == (32, 32, 3) and m.shape == (32, 32)
-
-
-def test_random_crop_pads_small_images_with_background():
-    image, mask = blob_scene(size=20)
-    im, (m,) = random_crop(image, [mask], 32, np.random.default_rng(0), fill=(20, 20, 20))
-    assert im.shape == (32, 32, 3) and (m > 0).sum() == (mask > 0).sum()
 
 
 def test_color_jitter_ranges_and_grayscale():

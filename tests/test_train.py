@@ -1,15 +1,12 @@
 """train.py: stage defaults, lr schedule, checkpoints, resume equivalence, overfitting, 2-process DDP."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
-from dataset.sampler import SampleKey
+from conftest import launch, load_script, one_clip_dataset, tiny_run_flags
 from model import build_network, load_network
 from model.checkpoint import read_checkpoint
 from training.checkpoint import (atomic_save, capture_rng_state, load_training_state, restore_rng_state,
@@ -17,30 +14,11 @@ from training.checkpoint import (atomic_save, capture_rng_state, load_training_s
 from training.config import build_parser, resolve_config
 from training.trainer import Trainer, lr_at, state_path, weights_path
 
-SIZE = "32"   # crop size of the runs below (a multiple of 16)
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"), "--output",
-                    str(root), "--size", "40", "48", "--videos", "2", "--frames", "6", "--images", "2"],
-                   check=True, capture_output=True)
-    return root
 
 
 def config(*flags):
     return resolve_config(build_parser().parse_args([str(f) for f in flags]))
-
-
-def tiny_run_flags(data_root, save_dir, stage, run_id, iterations):
-    return ["--stage", stage, "--id", run_id, "--save_dir", save_dir, "--size", SIZE, "--batch_size", 1,
-            "--iterations", iterations, "--num_workers", 0, "--no_pretrained", "--no_progress",
-            "--device", "cpu", "--static_root", data_root / "static", "--bl_root", data_root / "BL30K",
-            "--davis_root", data_root / "DAVIS", "--yv_root", data_root / "YouTube"]
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -147,15 +125,15 @@ def test_load_network_gives_a_stage0_file_an_orthogonal_fifth_channel(tmp_path):
 
 
 # ----------------------------------------------------------------------------- runs
-def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+def test_resume_equals_an_uninterrupted_run(training_data, tmp_path):
     # lr decays at iteration 3, after the interruption: the scheduler state must come back too
     flags = ["--log_every", 2, "--steps", 3, "--lr", 1e-4]
-    straight = config(*tiny_run_flags(data_root, tmp_path / "a", 3, "run", 4), *flags, "--checkpoint_every", 100)
+    straight = config(*tiny_run_flags(training_data, tmp_path / "a", 3, "run", 4), *flags, "--checkpoint_every", 100)
     history = Trainer(straight, record_history=True).run()
-    first = config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4), *flags, "--stop_at", 2)
+    first = config(*tiny_run_flags(training_data, tmp_path / "b", 3, "run", 4), *flags, "--stop_at", 2)
     first_history = Trainer(first, record_history=True).run()
     assert not weights_path(first, 4).exists() and state_path(first).exists()
-    resumed = config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4), *flags, "--resume")
+    resumed = config(*tiny_run_flags(training_data, tmp_path / "b", 3, "run", 4), *flags, "--resume")
     second_history = Trainer(resumed, record_history=True).run()
     np.testing.assert_allclose(first_history + second_history, history, rtol=1e-5)
 
@@ -172,12 +150,12 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert (tmp_path / "b" / "run" / "config.json").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "b" / "run").iterdir())
     with pytest.raises(FileExistsError, match="--resume"):
-        Trainer(config(*tiny_run_flags(data_root, tmp_path / "b", 3, "run", 4))).run()
+        Trainer(config(*tiny_run_flags(training_data, tmp_path / "b", 3, "run", 4))).run()
 
 
 @pytest.mark.parametrize("mode", ["frozen", "train"])
-def test_bn_switch_freezes_or_trains_batch_norm_and_is_recorded(data_root, tmp_path, mode):
-    flags = tiny_run_flags(data_root, tmp_path, 3, "bn", 2) + ["--log_every", 1]
+def test_bn_switch_freezes_or_trains_batch_norm_and_is_recorded(training_data, tmp_path, mode):
+    flags = tiny_run_flags(training_data, tmp_path, 3, "bn", 2) + ["--log_every", 1]
     cfg = config(*flags, *(["--bn", mode] if mode == "train" else []))
     assert cfg.batch_norm == mode     # default: frozen, the published recipe
     Trainer(cfg).run()
@@ -193,8 +171,8 @@ def test_bn_switch_freezes_or_trains_batch_norm_and_is_recorded(data_root, tmp_p
     assert load_training_state(state_path(cfg))["config"]["batch_norm"] == mode
 
 
-def test_resume_warns_when_the_bn_mode_changes(data_root, tmp_path, capsys):
-    flags = tiny_run_flags(data_root, tmp_path, 3, "bnr", 2)
+def test_resume_warns_when_the_bn_mode_changes(training_data, tmp_path, capsys):
+    flags = tiny_run_flags(training_data, tmp_path, 3, "bnr", 2)
     Trainer(config(*flags, "--stop_at", 1)).run()
     capsys.readouterr()
     Trainer(config(*flags, "--bn", "train", "--resume")).run()
@@ -202,45 +180,22 @@ def test_resume_warns_when_the_bn_mode_changes(data_root, tmp_path, capsys):
 
 
 def test_training_overfits_one_synthetic_video(tmp_path):
-    from dataset.synthetic import SyntheticVideo
-    from dataset.vos_dataset import VOSTrainDataset
-    from util.palette import write_label_png
-    from PIL import Image
-    video = SyntheticVideo(seed=11, height=32, width=32, num_objects=2, length=4)
-    for t in range(4):
-        rgb, labels = video.frame(t)
-        (tmp_path / "JPEGImages" / "v").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "Annotations" / "v").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(tmp_path / "JPEGImages" / "v" / f"{t:05d}.jpg", quality=100)
-        write_label_png(tmp_path / "Annotations" / "v" / f"{t:05d}.png", labels)
-    clip = VOSTrainDataset(tmp_path / "JPEGImages", tmp_path / "Annotations", size=32)[SampleKey(0, (0,), 5)]
-
-    class OneClip:
-        """The same augmented 3-frame clip of the video at every iteration."""
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, key):
-            return clip
-
     cfg = config("--stage", 3, "--id", "overfit", "--save_dir", tmp_path / "runs", "--size", 32,
                  "--batch_size", 1, "--iterations", 12, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
                  "--no_progress", "--device", "cpu", "--log_every", 8)
-    history = Trainer(cfg, dataset=OneClip(), record_history=True).run()
+    # the same augmented 3-frame clip of one video at every iteration
+    history = Trainer(cfg, dataset=one_clip_dataset(tmp_path, 32), record_history=True).run()
     start, end = np.mean(history[:3]), np.mean(history[-3:])
     assert end < 0.5 * start, history
 
 
-def test_two_process_gloo_run_of_every_stage(data_root, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+def test_two_process_gloo_run_of_every_stage(training_data, tmp_path):
     stage_inits = [(0, None), (1, "s0"), (2, "s1"), (3, "s0")]
     for stage, init in stage_inits:
-        flags = tiny_run_flags(data_root, tmp_path, stage, f"s{stage}", 2)
+        flags = tiny_run_flags(training_data, tmp_path, stage, f"s{stage}", 2)
         if init:
             flags += ["--load_network", tmp_path / init / f"{init}_2.pth"]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(REPO / "train.py")] + [str(f) for f in flags]
-        done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        done = launch("train.py", flags, tmp_path, processes=2, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "2 process(es), 2 clips per iteration" in done.stdout
         saved = json.loads((tmp_path / f"s{stage}" / "config.json").read_text())
@@ -250,11 +205,7 @@ def test_two_process_gloo_run_of_every_stage(data_root, tmp_path):
 
 
 def test_benchmark_script_reports_a_table_and_progress(capsys):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import benchmark_train
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    benchmark_train = load_script("benchmark_train")
     [row] = benchmark_train.main(["--stage", "0", "--batch_size", "1", "--size", "32", "--iterations", "1",
                                   "--warmup", "1", "--device", "cpu"])
     assert row["it/s"] > 0 and row["peak MiB"] > 0 and not row["amp"]
@@ -264,7 +215,7 @@ def test_benchmark_script_reports_a_table_and_progress(capsys):
     assert header == ["model", "stage", "batch", "size", "amp", "it/s", "clips/s", "peak MiB"]
 
 
-def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeypatch):
+def test_trainer_runs_any_family_through_its_recipe(training_data, tmp_path, monkeypatch):
     """RDE/SWEM plug in this way: own clip length, network, forward and losses; shared everything else."""
     from model.losses import bootstrapped_ce_terms
     from training.recipes import RECIPES, StageDefaults, TrainingRecipe
@@ -291,7 +242,7 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
             return {"total_loss": sum(terms), "p": p}
 
     monkeypatch.setitem(RECIPES, "tiny", TinyRecipe)
-    cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny", 3), "--model", "tiny", "--log_image_every", 1)
+    cfg = config(*tiny_run_flags(training_data, tmp_path, 3, "tiny", 3), "--model", "tiny", "--log_image_every", 1)
     assert (cfg.num_frames, cfg.optimizer, cfg.lr, cfg.steps) == (5, "adamw", 1e-3, (2,))
     history = Trainer(cfg, record_history=True).run()
     assert len(history) == 3 and seen == [(1, 5, 3, 32, 32)] * 3
@@ -314,7 +265,7 @@ def test_trainer_runs_any_family_through_its_recipe(data_root, tmp_path, monkeyp
                 raise DatasetFolderError("v/00003.jpg: not a readable image (image file is truncated)")
             return self.dataset[key]
 
-    cfg = config(*tiny_run_flags(data_root, tmp_path, 3, "tiny_bad", 3), "--model", "tiny")
+    cfg = config(*tiny_run_flags(training_data, tmp_path, 3, "tiny_bad", 3), "--model", "tiny")
     with pytest.raises(DatasetFolderError, match=r"^v/00003.jpg: not a readable image \(image file is truncated\); "
                                                  r"stopped at iteration 2, training state saved to .*tiny_bad_checkpoint"):
         Trainer(cfg, dataset=TruncatedThirdClip(build_dataset(cfg, TinyRecipe))).run()

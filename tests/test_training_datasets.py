@@ -1,14 +1,10 @@
 """Training datasets, frame sampling, skip curriculum and the resumable sampler (dataset/)."""
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO
 from dataset.curriculum import BL30K_CURRICULUM, MAIN_CURRICULUM
 from dataset.folders import DatasetFolderError
 from dataset.sampler import SampleKey, TrainingBatchSampler
@@ -19,15 +15,6 @@ from dataset.vos_dataset import (VOSTrainDataset, bl30k_dataset, davis_train_dat
 from util.palette import write_label_png
 
 SIZE = 48
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic_training_data")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic_training_data.py"),
-                    "--output", str(root), "--size", "48", "64", "--videos", "2", "--frames", "8",
-                    "--images", "2"], check=True, capture_output=True)
-    return root
 
 
 def key(index, n=0, skip=None):
@@ -119,16 +106,16 @@ def test_sampler_splits_each_epoch_across_processes():
 
 
 # ----------------------------------------------------------------------------- static images
-def test_static_sets_repeat_high_quality_sets(data_root):
-    sets = dict((p.name, r) for p, r in static_sets(data_root / "static"))
+def test_static_sets_repeat_high_quality_sets(training_data):
+    sets = dict((p.name, r) for p, r in static_sets(training_data / "static"))
     assert sets == {"BIG_small": 5, "ECSSD": 1, "FSS": 1}
-    assert len(find_image_mask_pairs(data_root / "static" / "FSS")) == 4   # nested class folders
-    ds = StaticImageDataset(static_sets(data_root / "static"), size=SIZE)
+    assert len(find_image_mask_pairs(training_data / "static" / "FSS")) == 4   # nested class folders
+    ds = StaticImageDataset(static_sets(training_data / "static"), size=SIZE)
     assert len(ds) == 5 * 2 + 2 + 4
 
 
-def test_static_sample_is_a_deterministic_three_frame_clip(data_root):
-    ds = StaticImageDataset(static_sets(data_root / "static"), size=SIZE)
+def test_static_sample_is_a_deterministic_three_frame_clip(training_data):
+    ds = StaticImageDataset(static_sets(training_data / "static"), size=SIZE)
     a, b = ds[key(3)], ds[key(3)]
     assert a["rgb"].shape == (3, 3, SIZE, SIZE) and a["rgb"].dtype == torch.float32
     assert a["labels"].shape == (3, SIZE, SIZE) and a["labels"].dtype == torch.int64
@@ -171,8 +158,8 @@ def test_video_augmentation_keeps_frames_and_masks_aligned(tmp_path):
         assert_clip_aligned(sample)
 
 
-def test_bl30k_maps_ids_and_ignores_tiny_objects(tmp_path, data_root):
-    ds = bl30k_dataset(data_root / "BL30K", size=SIZE)
+def test_bl30k_maps_ids_and_ignores_tiny_objects(tmp_path, training_data):
+    ds = bl30k_dataset(training_data / "BL30K", size=SIZE)
     sample = ds[key(1, skip=5)]                              # video with object ids 3 and 7
     assert set(sample["labels"].unique().tolist()) <= {0, 1, 2}
     # a video whose second object is 3x3 pixels: only the big one may be a target
@@ -192,16 +179,16 @@ def test_bl30k_maps_ids_and_ignores_tiny_objects(tmp_path, data_root):
         assert set(s["labels"].unique().tolist()) <= {0, 1}
 
 
-def test_davis_is_repeated_five_times_and_excludes_validation(data_root):
-    ds = davis_train_dataset(data_root / "DAVIS", size=SIZE)
+def test_davis_is_repeated_five_times_and_excludes_validation(training_data):
+    ds = davis_train_dataset(training_data / "DAVIS", size=SIZE)
     assert [v for v, _ in ds.videos] == ["davis_000", "davis_001"]
     assert len(ds) == 10
-    for root in (data_root / "DAVIS" / "2017", data_root / "DAVIS" / "2017" / "trainval"):
+    for root in (training_data / "DAVIS" / "2017", training_data / "DAVIS" / "2017" / "trainval"):
         assert len(davis_train_dataset(root, size=SIZE)) == 10
 
 
-def test_youtube_skip_is_divided_by_five(data_root):
-    ds = youtube_train_dataset(data_root / "YouTube", size=SIZE)
+def test_youtube_skip_is_divided_by_five(training_data):
+    ds = youtube_train_dataset(training_data / "YouTube", size=SIZE)
     for n in range(30):
         frames = sorted(ds[key(0, n, skip=10)]["frame_indices"].tolist())
         assert all(b - a <= 2 for a, b in zip(frames, frames[1:]))
@@ -209,8 +196,8 @@ def test_youtube_skip_is_divided_by_five(data_root):
         assert frames[2] - frames[0] == 2                      # skip 5 -> consecutive stored frames
 
 
-def test_main_dataset_concatenates_davis_and_youtube(data_root):
-    ds = main_training_dataset(data_root / "DAVIS", data_root / "YouTube", size=SIZE)
+def test_main_dataset_concatenates_davis_and_youtube(training_data):
+    ds = main_training_dataset(training_data / "DAVIS", training_data / "YouTube", size=SIZE)
     assert len(ds) == 10 + 2
     names = [ds[key(i, skip=5)]["name"] for i in (0, 9, 10, 11)]
     assert names[0].startswith("davis") and names[1].startswith("davis")
@@ -219,8 +206,8 @@ def test_main_dataset_concatenates_davis_and_youtube(data_root):
     assert batch["rgb"].shape == (2, 3, 3, SIZE, SIZE) and batch["selector"].shape == (2, 2)
 
 
-def test_worker_count_does_not_change_the_data(data_root):
-    ds = main_training_dataset(data_root / "DAVIS", data_root / "YouTube", size=SIZE)
+def test_worker_count_does_not_change_the_data(training_data):
+    ds = main_training_dataset(training_data / "DAVIS", training_data / "YouTube", size=SIZE)
     sampler = TrainingBatchSampler(len(ds), 2, seed=3, iterations=2, skip_at=lambda it: 10)
     loads = [list(torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=w)) for w in (0, 2)]
     for a, b in zip(*loads):
@@ -228,7 +215,7 @@ def test_worker_count_does_not_change_the_data(data_root):
 
 
 # ----------------------------------------------------------------------------- bad folders
-def test_bad_folders_fail_with_one_clear_error(tmp_path, data_root):
+def test_bad_folders_fail_with_one_clear_error(tmp_path, training_data):
     missing = tmp_path / "nowhere"
     with pytest.raises(DatasetFolderError, match=str(missing)):
         static_sets(missing)
