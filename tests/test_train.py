@@ -189,17 +189,22 @@ def test_training_overfits_one_synthetic_video(tmp_path):
     assert end < 0.5 * start, history
 
 
-def test_two_process_gloo_run_of_every_stage(training_data, tmp_path):
-    stage_inits = [(0, None), (1, "s0"), (2, "s1"), (3, "s0")]
-    for stage, init in stage_inits:
-        flags = tiny_run_flags(training_data, tmp_path, stage, f"s{stage}", 2)
-        if init:
-            flags += ["--load_network", tmp_path / init / f"{init}_2.pth"]
-        done = launch("train.py", flags, tmp_path, processes=2, timeout=300)
+def test_every_stage_runs_and_two_processes_share_the_work(training_data, tmp_path):
+    """Stages 0 and 3 (from the stage-0 file) as 2-process gloo runs; stages 1 and 2 (the BL30K path,
+    each from the previous stage) in this process, since their data paths differ but not their DDP."""
+    def flags(stage, init):
+        run = tiny_run_flags(training_data, tmp_path, stage, f"s{stage}", 2)
+        return run + (["--load_network", tmp_path / init / f"{init}_2.pth"] if init else [])
+
+    for stage, init in [(0, None), (3, "s0")]:
+        done = launch("train.py", flags(stage, init), tmp_path, processes=2, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "2 process(es), 2 clips per iteration" in done.stdout
+    for stage, init in [(1, "s0"), (2, "s1")]:
+        Trainer(config(*flags(stage, init))).run()
+    for stage in range(4):
         saved = json.loads((tmp_path / f"s{stage}" / "config.json").read_text())
-        assert saved["world_size"] == 2 and saved["stage"] == stage
+        assert saved["world_size"] == (2 if stage in (0, 3) else 1) and saved["stage"] == stage
         network = load_network(tmp_path / f"s{stage}" / f"s{stage}_2.pth")
         assert network.value_encoder.conv1.weight.shape[1] == 5
 
