@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dataset.folders import list_folders, list_frames
 from util.image_files import ImageFileError
 from util.image_files import read_rgb as read_image
 from util.palette import LabelImageError, davis_palette, read_label_png
-
-from dataset.folders import list_folders, list_frames
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 DAVIS_SPLITS = {  # split name -> (folder, image set file name)

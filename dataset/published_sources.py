@@ -12,10 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from util.download import (DRIVE_URL, DownloadError, drive_file_url, extract, fetch, remove_tree,
-                           replace_folder)
-
 from dataset.youtube_resize import resize_youtube_train
+from util.download import DRIVE_URL, DownloadError, drive_file_url, extract, fetch, remove_tree, replace_folder
 
 BL30K_FREE_DISK = "about 1 TB"   # the published download script's warning
 

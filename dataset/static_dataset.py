@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from util.image_files import is_hidden
-
-from dataset.augment import (IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix,
-                             random_grayscale, warp_affine)
+from dataset.augment import IMAGE_FILL, affine_matrix, color_jitter, random_affine_matrix, random_grayscale, warp_affine
 from dataset.clip import make_clip, with_extras
 from dataset.folders import DatasetFolderError, list_folders, read_rgb, require_folder
 from dataset.sampler import sample_rng
 from dataset.tps import random_tps_warp
+from util.image_files import is_hidden
 
 __all__ = ["StaticImageDataset", "find_image_mask_pairs", "static_sets"]
 

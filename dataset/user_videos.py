@@ -16,11 +16,10 @@ from pathlib import Path
 
 import cv2
 
-from util.palette import LabelImageError, davis_palette, read_label_png
-
 from dataset.benchmark_readers import (BenchmarkLayoutError, Video, _annotation_files, _check_annotation_sizes,
-                                _frame_files, first_appearance_masks, read_rgb)
+                                       _frame_files, first_appearance_masks, read_rgb)
 from dataset.folders import list_folders
+from util.palette import LabelImageError, davis_palette, read_label_png
 
 
 class FolderVideo(Video):

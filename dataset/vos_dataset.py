@@ -21,13 +21,12 @@ are picked as targets (BL30K ignores objects under 100 pixels there); a clip wit
 import cv2
 import numpy as np
 
-from util.palette import LabelImageError, read_label_png
-
-from dataset.augment import (color_jitter, hflip, random_affine_matrix, random_grayscale,
-                             random_resized_crop_box, warp_affine)
+from dataset.augment import (color_jitter, hflip, random_affine_matrix, random_grayscale, random_resized_crop_box,
+                             warp_affine)
 from dataset.clip import make_clip, target_labels, with_extras
 from dataset.folders import DatasetFolderError, list_folders, list_frames, read_rgb, require_folder
 from dataset.sampler import sample_rng
+from util.palette import LabelImageError, read_label_png
 
 __all__ = ["VOSTrainDataset", "ConcatSamples", "sample_frame_indices", "bl30k_dataset",
            "davis_train_dataset", "youtube_train_dataset", "main_training_dataset"]

@@ -6,8 +6,8 @@
 """
 from evaluation.davis import (EvaluationError, ObjectScores, ScoreTable, evaluate_davis, evaluate_sequences,
                               score_sequence)
-from evaluation.metrics import (FrameScorer, boundary_map, boundary_tolerance, decay_bin_edges, f_measure, jaccard,
-                      object_statistics)
+from evaluation.metrics import (FrameScorer, boundary_map, boundary_tolerance, decay_bin_edges, f_measure,
+                                jaccard, object_statistics)
 from evaluation.tables import GLOBAL_COLUMNS, SEQUENCE_COLUMNS, format_table, write_davis_csvs
 
 __all__ = ["GLOBAL_COLUMNS", "SEQUENCE_COLUMNS", "EvaluationError", "FrameScorer", "ObjectScores",

@@ -22,10 +22,9 @@ import numpy as np
 
 from dataset.benchmark_readers import DavisReader
 from dataset.folders import list_frames
-from util.palette import LabelImageError, read_label_png
-
 from evaluation.metrics import VOID_LABEL, FrameScorer, object_statistics
 from evaluation.tables import GLOBAL_COLUMNS, davis_csv_paths, remove_files
+from util.palette import LabelImageError, read_label_png
 
 
 class EvaluationError(ValueError):

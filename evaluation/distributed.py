@@ -30,11 +30,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from util.interrupts import raise_on_signals
-from util.atomic_files import publish_directory
-from util.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
-
 from evaluation.output_dir import claim_output
+from util.atomic_files import publish_directory
+from util.distributed import DistributedContext, init_distributed, shutdown_distributed
+from util.interrupts import raise_on_signals
 
 # Ranks wait for each other twice: for rank 0's set-up and, at the end, for the slowest rank's last
 # video. A rank that dies is torchrun's to detect, so the collectives may wait long.

@@ -16,7 +16,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from util.atomic_files import atomic_file
-
 from util.palette import as_palette_array, read_label_png
 
 OVERLAY_ALPHA = 0.5   # weight of the object colour over the frame

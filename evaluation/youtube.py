@@ -15,11 +15,10 @@ import numpy as np
 
 from dataset.benchmark_readers import BenchmarkLayoutError, read_youtube_meta
 from dataset.folders import list_frames
-from util.atomic_files import atomic_file
-
 from evaluation.davis import EvaluationError, read_labels
 from evaluation.metrics import FrameScorer
 from evaluation.tables import TOOLKIT_DECIMALS, absent_footnote, aligned_text, csv_text, remove_files
+from util.atomic_files import atomic_file
 
 YOUTUBE_COLUMNS = ("Overall", "J-Seen", "F-Seen", "J-Unseen", "F-Unseen")
 OBJECT_COLUMNS = ("Object", "Seen", "J-Mean", "F-Mean")

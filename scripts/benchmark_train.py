@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-
 from dataset.clip import with_extras
 from dataset.synthetic import SyntheticVideo
 from model.normalization import normalize_image

@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from dataset.published_sources import BL30K_FREE_DISK, SOURCES, free_disk_gib, install
 from util.download import DRIVE_URL, DownloadError
 

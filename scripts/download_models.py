@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from model import CheckpointError, load_network
 from util.download import DRIVE_URL, DownloadError, drive_file_url, fetch, sha256_of
 

@@ -11,9 +11,8 @@ Its masks are meaningless: use it to check that commands, layouts and speed work
 import argparse
 import sys
 
-
-from model import load_network
 from evaluation.benchmark import build_network_for
+from model import load_network
 from training.checkpoint import atomic_save
 
 FAMILIES = ("stcn", "rde", "swem")

@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from dataset.youtube_resize import resize_youtube_train
 
 

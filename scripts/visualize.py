@@ -13,7 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from dataset.user_videos import open_frames
 from evaluation.overlay import DEFAULT_FPS, write_overlay
 

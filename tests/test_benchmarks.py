@@ -5,10 +5,8 @@ import time
 import pytest
 
 from conftest import load_script
+from evaluation.benchmark import TimedIterator, current_rss_bytes, peak_rss_bytes, run_isolated, synthetic_clip
 from util.cli import parse_policy_spec
-from evaluation.benchmark import (TimedIterator, current_rss_bytes, peak_rss_bytes,
-                            run_isolated, synthetic_clip)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,9 +8,9 @@ import socket
 import numpy as np
 import pytest
 import torch
+from local_http import LocalDrive
 
 from conftest import synthetic_state_dict
-from local_http import LocalDrive
 from scripts import download_models
 from util.download import DownloadError, confirm_url, drive_file_url, fetch, partial_path
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from local_http import LocalDrive
 from PIL import Image
 
 import eval_davis
@@ -18,7 +19,6 @@ from dataset.static_dataset import static_sets
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.vos_dataset import bl30k_dataset
 from dataset.youtube_resize import resized_size
-from local_http import LocalDrive
 from scripts import download_datasets
 from util.download import DownloadError
 from util.palette import read_label_png

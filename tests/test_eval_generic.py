@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from test_eval_scripts import no_partial_folders, read_png, run_script
 
 import eval_generic
 from conftest import load_script
 from dataset.synthetic import SyntheticVideo
 from evaluation import resizing
 from evaluation.overlay import OVERLAY_ALPHA, draw_overlay
-from test_eval_scripts import no_partial_folders, read_png, run_script
 from util.palette import davis_palette, write_label_png
 
 pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")

@@ -354,6 +354,7 @@ def test_killed_run_leaves_a_truthful_folder_and_a_rerun_completes_it(tmp_path, 
     import subprocess
     import sys
     import time
+
     from evaluation.output_dir import LOCK_NAME
     root = tmp_path / "data"
     write_synthetic_davis(root, seed=7, num_train=0, num_val=3, num_test_dev=0, length=3, height=HEIGHT,

@@ -9,8 +9,7 @@ import torch
 import eval_youtube
 from dataset.synthetic import write_synthetic_youtube
 from evaluation import resizing, runner
-from inference import MEMORY_POLICIES, ObjectChannels
-from inference import frame_size
+from inference import MEMORY_POLICIES, ObjectChannels, frame_size
 from inference.frame_size import (KEEP_SIZE, SWEM_DAVIS_WORK_SIZE, SWEM_YOUTUBE_RULE, YOUTUBE_SHORT_SIDE,
                                   evaluator_short_side, swem_work_size, swem_youtube_work_size)
 from inference.swem import SWEMMemory

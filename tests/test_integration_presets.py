@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_eval_scripts import HEIGHT, WIDTH, run_script
 
 import eval_davis
 import eval_youtube
@@ -17,9 +18,7 @@ from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.vos_dataset import sample_frame_indices
 from evaluation import runner
 from inference.rde import RDE_PRESETS
-from test_eval_scripts import HEIGHT, WIDTH, run_script
 from training.config import build_parser, resolve_config
-from training.recipes.rde import RDERecipe
 from training.trainer import Trainer, build_dataset
 
 MAX_SKIP = 10   # the curriculum's value carried by the sample keys below (YouTubeVOS divides it by 5)

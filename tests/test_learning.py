@@ -13,9 +13,9 @@ from dataset.static_dataset import StaticImageDataset
 from dataset.synthetic import write_synthetic_davis, write_synthetic_youtube
 from dataset.vos_dataset import davis_train_dataset
 from model.normalization import IMAGENET_MEAN, IMAGENET_STD
-from util.palette import write_label_png
 from training.config import build_parser, resolve_config
 from training.trainer import Trainer
+from util.palette import write_label_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

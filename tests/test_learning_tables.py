@@ -2,7 +2,6 @@
 configuration is a real eval_davis.py process whose scores, frames/s and peak RSS land in the table.
 The measured tables themselves are benchmarks (README, "Does it learn?")."""
 import csv
-import json
 import subprocess
 import sys
 
@@ -11,8 +10,8 @@ import pytest
 import torch
 
 from conftest import REPO, load_script
-from evaluation.runner import Timer, parse_summary, summary_line
 from evaluation.benchmark import run_command_measured
+from evaluation.runner import Timer, parse_summary, summary_line
 
 SIZE = ["--height", "32", "--width", "48"]
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load_golden
-from model.losses import (BootstrapSchedule, bootstrap_fraction, bootstrapped_ce,
-                          bootstrapped_ce_terms, frame_bootstrapped_ce, per_object_iou)
+from model.losses import (BootstrapSchedule, bootstrap_fraction, bootstrapped_ce, bootstrapped_ce_terms,
+                          frame_bootstrapped_ce, per_object_iou)
 
 
 @pytest.mark.parametrize("name", ["stcn_train_seed4", "stcn_train_so_seed5"])

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from evaluation import (GLOBAL_COLUMNS, EvaluationError, FrameScorer, ObjectScores, ScoreTable,
-                        boundary_map, boundary_tolerance, decay_bin_edges, evaluate_sequences, f_measure,
-                        format_table, jaccard, object_statistics, score_sequence, write_davis_csvs)
+from evaluation import (GLOBAL_COLUMNS, EvaluationError, FrameScorer, ObjectScores, ScoreTable, boundary_map,
+                        boundary_tolerance, decay_bin_edges, evaluate_sequences, f_measure, format_table, jaccard,
+                        object_statistics, score_sequence, write_davis_csvs)
 from util.palette import write_label_png
 
 
@@ -351,6 +351,7 @@ def test_davis_sized_result_set_evaluates_in_seconds(tmp_path, request):
 # ---------------------------------------------------------------- YouTubeVOS-style scores
 def test_youtube_scores_count_frames_after_each_first_mask_and_split_seen_unseen(tmp_path):
     import json
+
     from evaluation.youtube import evaluate_youtube, write_youtube_csvs
     shape = (12, 16)
     frames = ["00000", "00005", "00010"]
@@ -395,6 +396,7 @@ def test_youtube_scores_count_frames_after_each_first_mask_and_split_seen_unseen
 
 def test_youtube_scores_need_the_synthetic_ground_truth(tmp_path):
     import json
+
     from evaluation.youtube import evaluate_youtube
     (tmp_path / "valid").mkdir()
     (tmp_path / "valid" / "meta.json").write_text(json.dumps({"videos": {}}))

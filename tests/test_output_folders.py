@@ -21,10 +21,10 @@ from dataset.folders import read_rgb as read_training_image
 from evaluation.davis import evaluate_sequences
 from evaluation.output_dir import CONFIG_NAME, LOCK_NAME, OutputFolderError, claim_output
 from evaluation.tables import format_table
-from model.checkpoint import CheckpointError, read_checkpoint, extract_state_dict
+from model.checkpoint import CheckpointError, extract_state_dict, read_checkpoint
+from util.atomic_files import atomic_file, publish_directory
 from util.interrupts import Interrupted
 from util.leftovers import remove_dead_temporaries
-from util.atomic_files import atomic_file, publish_directory
 from util.palette import write_label_png
 
 

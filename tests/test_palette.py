@@ -4,7 +4,6 @@ import pytest
 from PIL import Image
 
 from util.atomic_files import publish_directory
-
 from util.palette import LabelImageError, as_palette_array, davis_palette, read_label_png, write_label_png
 
 

@@ -12,12 +12,10 @@ from dataset.mask_perturbation import IOU_RANGE, iou, perturb_mask, perturb_obje
 from dataset.rde_frames import sample_rde_frame_indices
 from dataset.synthetic import SyntheticVideo
 from model import RDE, STCN, build_network, load_network, normalize_image
-from model.rde.losses import (channel_kl, frame_weights, mask_consistency_loss, segmentation_loss,
-                              unbiased_guidance_loss)
-from model.rde.training import rde_train_forward
+from model.rde.losses import channel_kl, frame_weights, mask_consistency_loss, segmentation_loss, unbiased_guidance_loss
 from model.rde.sam import MemoryCompression
+from model.rde.training import rde_train_forward
 from training.recipes.rde import RDERecipe
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

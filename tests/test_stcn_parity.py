@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import load_golden, synthetic_state_dict
 from evaluation import golden

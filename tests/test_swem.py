@@ -14,8 +14,7 @@ from inference import InferenceCore, segment_video
 from inference.swem import youtube_work_size
 from model import CheckpointError, load_network
 from model.swem import SWEM
-from model.swem.em import (Bases, adaptive_weights, init_bases, l2_normalize, mask_weights,
-                           match_bases, weighted_em)
+from model.swem.em import Bases, adaptive_weights, init_bases, l2_normalize, mask_weights, match_bases, weighted_em
 
 FEATURE_MAX, BASES_MAX, ZETA_ABS, ZETA_REL = 1e-5, 1e-4, 1e-4, 1e-5   # SWEM.md §8
 PROB_MAX, PROB_MEAN = golden_runs.TOLERANCES["swem"]

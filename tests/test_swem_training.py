@@ -8,14 +8,14 @@ import torch
 from conftest import TINY_CROP, launch, one_clip_dataset, tiny_run_flags
 from dataset.swem_frames import sample_swem_frame_indices
 from model import load_network
+from model.normalization import denormalize_image, normalize_image
+from model.stcn import set_train_mode
 from model.swem import SWEM
 from model.swem.losses import SWEM_BOOTSTRAP, soft_iou_loss, swem_losses
-from model.normalization import denormalize_image, normalize_image
 from model.swem.training import swem_train_forward
-from model.stcn import set_train_mode
-from training.recipes.swem import SWEM_CURRICULUM, SWEMRecipe
 from training.config import build_parser, resolve_config
 from training.recipes import recipe_class
+from training.recipes.swem import SWEM_CURRICULUM, SWEMRecipe
 from training.trainer import Trainer, weights_path
 
 SIZE = TINY_CROP

@@ -9,8 +9,7 @@ import torch
 from conftest import launch, load_script, one_clip_dataset, tiny_run_flags
 from model import build_network, load_network
 from model.checkpoint import read_checkpoint
-from training.checkpoint import (atomic_save, capture_rng_state, load_training_state, restore_rng_state,
-                                   save_weights)
+from training.checkpoint import atomic_save, capture_rng_state, load_training_state, restore_rng_state, save_weights
 from training.config import build_parser, resolve_config
 from training.trainer import Trainer, lr_at, state_path, weights_path
 

@@ -10,8 +10,8 @@ from dataset.folders import DatasetFolderError
 from dataset.sampler import SampleKey, TrainingBatchSampler
 from dataset.static_dataset import StaticImageDataset, find_image_mask_pairs, static_sets
 from dataset.synthetic import SyntheticVideo
-from dataset.vos_dataset import (VOSTrainDataset, bl30k_dataset, davis_train_dataset,
-                                 main_training_dataset, sample_frame_indices, youtube_train_dataset)
+from dataset.vos_dataset import (VOSTrainDataset, bl30k_dataset, davis_train_dataset, main_training_dataset,
+                                 sample_frame_indices, youtube_train_dataset)
 from util.palette import write_label_png
 
 SIZE = 48

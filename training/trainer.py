@@ -19,12 +19,12 @@ from dataset.sampler import TrainingBatchSampler
 from dataset.static_dataset import StaticImageDataset, static_sets
 from dataset.vos_dataset import bl30k_dataset, davis_train_dataset, main_training_dataset, youtube_train_dataset
 from model.checkpoint import check_compatible, extract_state_dict, read_checkpoint
-from util.leftovers import remove_dead_temporaries
 from training.checkpoint import load_training_state, restore_rng_state, save_training_state, save_weights
 from training.config import config_to_dict
-from util.distributed import barrier, init_distributed, shutdown_distributed
 from training.logger import TrainLogger
 from training.recipes import recipe_class
+from util.distributed import barrier, init_distributed, shutdown_distributed
+from util.leftovers import remove_dead_temporaries
 
 __all__ = ["Trainer", "TrainingSetupError", "build_dataset", "lr_at", "training_step", "weights_path", "state_path"]
 

@@ -5,8 +5,8 @@ entries plus 30 ``mem_compress.*`` entries and load strictly through ``model.loa
 recognises them from the ``mem_compress.`` prefix.
 """
 from model.checkpoint import register_architecture
-from model.stcn.network import STCN
 from model.rde.sam import MemoryCompression
+from model.stcn.network import STCN
 
 SAM_PREFIX = "mem_compress."
 

@@ -11,9 +11,8 @@ import torch
 import torch.nn as nn
 
 from model.checkpoint import register_architecture
-from model.encoders import KeyEncoder, ValueEncoder
+from model.encoders import KeyEncoder, KeyFeatures, ValueEncoder
 from model.modules import Decoder, KeyProjection
-from model.encoders import KeyFeatures
 from model.normalization import IMAGENET_MEAN, IMAGENET_STD
 from model.stcn.network import STCN
 from model.swem.em import TAU, TOP_L, match_bases

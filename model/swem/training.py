@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from model.clip_forward import clip_features, default_selector, frame_features, object_slots, one_hot_objects, segment
 from model.swem.em import EM_ITERS, N_BASES, TAU, init_bases, mask_weights, weighted_em
 
+
 def swem_train_forward(network, frames, labels, selector=None, n_bases=N_BASES, em_iters=EM_ITERS,
                        tau=TAU, weighting="adaptive"):
     """Segment frames 1..T-1 of each clip from frame 0's ground truth.
