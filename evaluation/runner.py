@@ -37,6 +37,7 @@ from model import load_network
 from util import cpu_allocator
 from util.atomic_files import atomic_file
 from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
+from util.distributed import barrier
 from util.interrupts import Interrupted
 from util.palette import write_label_png
 
@@ -236,7 +237,7 @@ def start_run(args, config, device, out, options):
     network = load_model(args.model, device)
     check_policy(args, network, options)
     out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
-    distributed.barrier(context)
+    barrier(context)
     return network
 
 
