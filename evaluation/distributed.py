@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from evaluation.output_dir import claim_output
 from util.atomic_files import publish_directory
-from util.distributed import DistributedContext, init_distributed, shutdown_distributed
+from util.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from util.interrupts import raise_on_signals
 
 # Ranks wait for each other twice: for rank 0's set-up and, at the end, for the slowest rank's last
@@ -145,13 +145,35 @@ def claim(path):
             yield RankOutput(path)
 
 
+class PeerStopped(RuntimeError):
+    """Another rank left the process group (its own error is printed above this rank's)."""
+
+
+@contextlib.contextmanager
+def _peers_present(context, waiting_for):
+    """Turn the backend's "connection closed by peer" into one ``PeerStopped`` line naming this rank."""
+    try:
+        yield
+    except RuntimeError as error:   # gloo/NCCL: a peer exited while this rank waited for it
+        raise PeerStopped(f"another process of this run stopped before {waiting_for} (its error is printed "
+                          f"above){describe_rank(context)}") from error
+
+
+def wait_for_all(context, waiting_for):
+    """Barrier of every rank; ``waiting_for`` words what the ranks wait for, for the error if one left."""
+    if context.distributed:
+        with _peers_present(context, waiting_for):
+            barrier(context)
+
+
 def gather(value, context=None):
     """``value`` of every rank, in rank order (``[value]`` in a world of one)."""
     context = context or _current
     if not context.distributed:
         return [value]
     values = [None] * context.world_size
-    dist.all_gather_object(values, value)
+    with _peers_present(context, "every video was segmented"):
+        dist.all_gather_object(values, value)
     return values
 
 

@@ -37,7 +37,6 @@ from model import load_network
 from util import cpu_allocator
 from util.atomic_files import atomic_file
 from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
-from util.distributed import barrier
 from util.interrupts import Interrupted
 from util.palette import write_label_png
 
@@ -237,7 +236,7 @@ def start_run(args, config, device, out, options):
     network = load_model(args.model, device)
     check_policy(args, network, options)
     out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
-    barrier(context)
+    distributed.wait_for_all(context, "the output folder was ready")
     return network
 
 
@@ -366,7 +365,7 @@ def summary_line(totals, processes=1):
 def report_failure(error):
     """The message printed when a run stops; unexpected errors keep their traceback."""
     cause = error.error if isinstance(error, VideoFailed) else error
-    if not isinstance(cause, (ValueError, OSError, KeyError, argparse.ArgumentTypeError)):
+    if not isinstance(cause, (ValueError, OSError, KeyError, argparse.ArgumentTypeError, distributed.PeerStopped)):
         traceback.print_exception(type(cause), cause, cause.__traceback__)
     return f"error: {error}"
 
@@ -379,7 +378,7 @@ def run_script(build_parser, run, argv=None):
     try:
         with distributed.session(getattr(args, "device", None)) as context:  # scripts/evaluate.py has none
             run(args)
-    except (argparse.ArgumentTypeError, VideoFailed, ValueError, OSError) as error:
+    except (argparse.ArgumentTypeError, VideoFailed, ValueError, OSError, distributed.PeerStopped) as error:
         # ValueError: the layout, evaluation, checkpoint, output-folder and gap errors naming the file
         sys.exit(report_failure(error))
     except KeyboardInterrupt as error:

@@ -1,6 +1,8 @@
 """Evaluation over torchrun ranks (evaluation/distributed.py): the split, the aggregate line, and
 two-process gloo runs of eval_davis.py (same masks as a plain run; a failing rank stops the run)."""
 import json
+import os
+import socket
 import subprocess
 
 import numpy as np
@@ -11,7 +13,9 @@ from PIL import Image
 from conftest import launch
 from dataset.synthetic import write_synthetic_davis
 from evaluation import distributed, runner
+from evaluation.output_dir import LOCK_NAME
 from util.distributed import DistributedContext
+from util.leftovers import process_start_time
 
 VIDEO_LENGTHS = {"val-shapes-00": 4, "val-shapes-01": 5, "val-shapes-02": 3}
 
@@ -115,3 +119,22 @@ def test_a_failing_rank_names_its_video_and_stops_the_run(setup, tmp_path, faili
     assert not (output / "global_results-val.csv").exists()
     record = json.loads((output / "eval_config.json").read_text())   # rank 0 claimed the folder
     assert record["status"] in ("interrupted", "failed") and broken not in record["videos_written"]
+
+
+def test_rank_0_refused_the_folder_and_the_other_rank_says_so_in_one_line(setup, tmp_path):
+    """The folder is locked by a live run (this test's process): rank 0 names the holder, rank 1 stops
+    at the start barrier with one error line instead of the backend's traceback."""
+    davis, checkpoint = setup
+    output = tmp_path / "locked"
+    output.mkdir()
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "start_time": process_start_time(os.getpid()),
+              "since": "2026-12-02T14:00:00", "command": "eval_davis.py (another run)"}
+    (output / LOCK_NAME).write_text(json.dumps(holder) + "\n")
+    done = launch("eval_davis.py", ["--model", checkpoint, "--davis_path", davis, "--device", "cpu",
+                                    "--output", output], tmp_path, processes=2)
+    assert done.returncode != 0
+    assert f"is in use by process {os.getpid()}" in done.stderr, done.stderr[-3000:]
+    assert ("error: another process of this run stopped before the output folder was ready (its error is printed "
+            "above) (rank 1 of 2)") in done.stderr, done.stderr[-3000:]
+    assert "[rank1]: Traceback" not in done.stderr
+    assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]   # nothing written into the other run's folder
