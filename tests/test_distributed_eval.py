@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import launch
 from dataset.synthetic import write_synthetic_davis
 from evaluation import distributed, runner
+from evaluation.gaps import GapError, report_gap
 from evaluation.output_dir import LOCK_NAME
 from util.distributed import DistributedContext
 from util.leftovers import process_start_time
@@ -138,3 +139,12 @@ def test_rank_0_refused_the_folder_and_the_other_rank_says_so_in_one_line(setup,
             "above) (rank 1 of 2)") in done.stderr, done.stderr[-3000:]
     assert "[rank1]: Traceback" not in done.stderr
     assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]   # nothing written into the other run's folder
+
+
+def test_gap_warnings_come_once_per_run_and_strict_errors_on_every_rank(monkeypatch, capsys):
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "_current", DistributedContext(rank=rank, world_size=2, distributed=True))
+        report_gap("video v: frame 00003.jpg is missing", strict=False)
+        assert capsys.readouterr().err == ("warning: video v: frame 00003.jpg is missing\n" if rank == 0 else "")
+        with pytest.raises(GapError, match="--strict"):
+            report_gap("video v: frame 00003.jpg is missing", strict=True)
