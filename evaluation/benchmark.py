@@ -52,6 +52,7 @@ class TimedIterator:
     """Wraps an iterable and adds up the wall and process-CPU seconds spent producing its items
     (``seconds``, ``cpu_seconds``), so a consumer's throughput can leave the producer out (e.g.
     rendering of synthetic frames)."""
+
     def __init__(self, iterable):
         self._iterator = iter(iterable)
         self.seconds = 0.0

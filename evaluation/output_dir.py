@@ -86,6 +86,7 @@ def _remove_derived(folder):
 
 class OutputFolder:
     """A claimed output folder; see the module docstring."""
+
     def __init__(self, path):
         self.path = Path(path)
         self.lock_path = self.path / LOCK_NAME

@@ -46,6 +46,7 @@ FLAG_NAMES = {"precision": "--precision {}", "amp": "--amp", "cpu": "--device cp
 
 class VideoFailed(RuntimeError):
     """Processing one video failed; the run stops and names it."""
+
     def __init__(self, video, error):
         self.video, self.error = video, error
         super().__init__(f"video {video}: {error}")
@@ -274,6 +275,7 @@ def segment_videos(videos, device, segment_one, out, after_each=None):
 
 class FrameProgress:
     """Iterates over ``frames``, counting them and advancing ``bar`` by one per frame read."""
+
     def __init__(self, frames, bar):
         self.frames, self.bar, self.count = frames, bar, 0
 
@@ -322,6 +324,7 @@ def parse_summary(text):
 
 class Timer:
     """Frames processed, wall time, FPS, and peak CUDA memory for the end-of-run line."""
+
     def __init__(self, device):
         self.device = device
         self.frames = 0

@@ -66,6 +66,7 @@ QUICK = {"golden": ("stcn_seed0", "rde_seed0", "swem_seed0"), "golden_frames": 2
 
 class Report:
     """Rows of the one table: step, case, result, status, seconds."""
+
     def __init__(self):
         self.rows = []
 
@@ -307,6 +308,7 @@ def check_speed(report, device, sizes, quick):
 class LoopedClip:
     """A long video from a short rendered clip played forwards and backwards (rendering 1000 frames
     would take longer than segmenting them); frame(t) -> (rgb, labels) like SyntheticVideo."""
+
     def __init__(self, frames, first_labels):
         self.frames, self.first_labels = frames, first_labels
 

@@ -21,6 +21,7 @@ __all__ = ["TrainLogger", "ScalarAverager", "clip_grid"]
 
 class ScalarAverager:
     """Running sums of named scalars over one logging interval."""
+
     def __init__(self):
         self.sums, self.count = {}, 0
 
@@ -58,6 +59,7 @@ def clip_grid(rgb, labels, probs):
 
 class TrainLogger:
     """Progress bar + TensorBoard writer (main process only) + interval averages of scalars."""
+
     def __init__(self, run_dir, context, start_iteration, iterations, enabled_bar=True):
         self.context = context
         self.averager = ScalarAverager()
