@@ -160,10 +160,10 @@ def _peers_present(context, waiting_for):
 
 
 def wait_for_all(context, waiting_for):
-    """Barrier of every rank; ``waiting_for`` words what the ranks wait for, for the error if one left."""
-    if context.distributed:
-        with _peers_present(context, waiting_for):
-            barrier(context)
+    """Barrier of every rank (none in a world of one); ``waiting_for`` words what the ranks wait for,
+    for the error if one left."""
+    with _peers_present(context, waiting_for):
+        barrier(context)
 
 
 def gather(value, context=None):

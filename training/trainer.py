@@ -130,7 +130,7 @@ class Trainer:
 
     def _loader(self, dataset, context, start_iteration, end_iteration):
         cfg = self.cfg
-        curriculum = self.recipe.stage_defaults(cfg.stage).curriculum
+        curriculum = self.recipe.defaults.curriculum
 
         def skip_at(iteration):
             return curriculum.max_skip(iteration, cfg.iterations) if curriculum else None

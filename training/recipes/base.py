@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from dataset.curriculum import SkipCurriculum
+from model.clip_forward import MULTI_OBJECT_SLOTS
 from model.losses import per_object_iou
 
 __all__ = ["StageDefaults", "TrainingRecipe", "TrainingStep", "RECIPES", "register_recipe"]
@@ -82,7 +83,7 @@ class TrainingRecipe:
     num_frames = 3
     frame_sampler = None
     sample_extras = None
-    max_objects = 2
+    max_objects = MULTI_OBJECT_SLOTS   # object slots of a multi-object clip (the forwards use the same count)
     find_unused_parameters = False
 
     def __init__(self, stage, options=None):

@@ -45,7 +45,6 @@ WEIGHT_FLAGS = ("mc_weight", "ug_f2_weight", "ug_f4_weight")
 SAM_INITS = ("default", "zero")
 
 
-
 @register_recipe
 class RDERecipe(TrainingRecipe):
     """RDE-VOS (CVPR 2022): SAM + STM patterns on 5-frame clips, L_seg + L_MC + L_UG."""
