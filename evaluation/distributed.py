@@ -10,8 +10,10 @@ Ranks exchange only small Python objects, over NCCL on GPUs and gloo on CPUs; th
 be one folder all ranks see (a shared file system across nodes).
 
 Only rank 0 claims the output folder (``evaluation.output_dir.claim_output``: lock, earlier results
-removed, eval_config.json); the other ranks hold a ``RankOutput`` and start writing after the barrier
-that follows rank 0's ``start``. Rank 0 records the other ranks' videos once they report them written.
+removed, eval_config.json); the other ranks hold a ``RankOutput`` and start writing once every rank has
+finished its set-up (``failed_ranks``: one collective that a rank whose set-up failed joins too, so
+that every rank can say in one line why the run stopped). Rank 0 records the other ranks' videos once
+they report them written.
 
 A failing rank prints ``error: video NAME (rank r of N): ...`` and exits non-zero; torchrun then
 stops the other ranks with SIGTERM, which ``util.interrupts.raise_on_signals`` (held by every rank
@@ -166,15 +168,21 @@ def wait_for_all(context, waiting_for):
         barrier(context)
 
 
-def gather(value, context=None):
+def gather(value, context=None, waiting_for="every video was segmented"):
     """``value`` of every rank, in rank order (``[value]`` in a world of one)."""
     context = context or _current
     if not context.distributed:
         return [value]
     values = [None] * context.world_size
-    with _peers_present(context, "every video was segmented"):
+    with _peers_present(context, waiting_for):
         dist.all_gather_object(values, value)
     return values
+
+
+def failed_ranks(context, failed, waiting_for):
+    """The ranks whose step failed (``failed``: this rank's outcome), known to every rank: one all-gather
+    that all ranks take part in, failed or not (``[]`` or ``[0]`` in a world of one)."""
+    return [rank for rank, bad in enumerate(gather(bool(failed), context, waiting_for)) if bad]
 
 
 def describe_rank(context=None):

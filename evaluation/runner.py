@@ -15,8 +15,10 @@ theta per benchmark); ``--memory_option KEY=VALUE``; the published flags ``--top
 ``--include_last`` when given.
 """
 import argparse
+import contextlib
 import inspect
 import re
+import signal
 import sys
 import time
 import traceback
@@ -27,7 +29,6 @@ import torch
 from tqdm import tqdm
 
 from evaluation import distributed
-from evaluation.distributed import claim as claim_run_output  # noqa: F401  (the scripts' output folder)
 from evaluation.distributed import is_main_process  # noqa: F401  (the scripts' "score here?" test)
 from evaluation.output_dir import CONFIG_NAME, check_output_path
 from inference import MEMORY_POLICIES
@@ -50,6 +51,10 @@ class VideoFailed(RuntimeError):
     def __init__(self, video, error):
         self.video, self.error = video, error
         super().__init__(f"video {video}: {error}")
+
+
+class AlreadyReported(Exception):
+    """This process printed its error line itself (set-up under torchrun); the run ends with status 1."""
 
 
 def memory_policies():
@@ -232,13 +237,51 @@ def start_run(args, config, device, out, options):
         # every frame of a video has one size: cuDNN's autotuner picks the fastest kernels once per shape
         torch.backends.cudnn.benchmark = True
         config["cudnn_benchmark"] = True
-    if context.is_main:
-        print_config(config)
-    network = load_model(args.model, device)
-    check_policy(args, network, options)
-    out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
-    distributed.wait_for_all(context, "the output folder was ready")
+    try:
+        if context.is_main:
+            print_config(config)
+        network = load_model(args.model, device)
+        check_policy(args, network, options)
+        out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
+    except Exception as error:
+        _end_set_up(context, error)
+        raise
+    _end_set_up(context)
     return network
+
+
+@contextlib.contextmanager
+def claim_run_output(path):
+    """The run's output folder (``evaluation.distributed.claim``); under torchrun, rank 0 failing to claim
+    it ends the set-up of every rank (``_end_set_up``)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(distributed.claim(path))
+        except Exception as error:
+            _end_set_up(distributed.current(), error)
+            raise
+        yield out
+
+
+def _end_set_up(context, error=None):
+    """Under torchrun, every rank ends its set-up here, with its ``error`` or none; when one failed, each
+    prints one line (its own error, or which rank stopped the run) and waits for the others' lines before
+    any leaves: torchrun stops the remaining ranks with SIGTERM as soon as one exits, cutting off lines
+    not yet printed. Raises ``AlreadyReported`` then."""
+    if not context.distributed:
+        return
+    failed = distributed.failed_ranks(context, error is not None, "the output folder was ready")
+    if not failed:
+        return
+    if error is None:
+        ranks = ", ".join(map(str, failed))
+        print(f"error: rank {ranks} of this run stopped before the output folder was ready (its error is "
+              f"printed above){distributed.describe_rank(context)}", file=sys.stderr, flush=True)
+    else:
+        print(report_failure(error), file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the line is out: torchrun's SIGTERM may end this rank
+    distributed.wait_for_all(context, "every process had printed why the run stopped")
+    raise AlreadyReported() from error
 
 
 def segment_videos(videos, device, segment_one, out, after_each=None):
@@ -384,6 +427,8 @@ def run_script(build_parser, run, argv=None):
     except (argparse.ArgumentTypeError, VideoFailed, ValueError, OSError, distributed.PeerStopped) as error:
         # ValueError: the layout, evaluation, checkpoint, output-folder and gap errors naming the file
         sys.exit(report_failure(error))
+    except AlreadyReported:
+        sys.exit(1)
     except KeyboardInterrupt as error:
         status = error.exit_status if isinstance(error, Interrupted) else 130
         print(f"error: {error or 'interrupted'}{distributed.describe_rank(context)}; "
