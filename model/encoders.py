@@ -1,12 +1,23 @@
-"""Key encoder (ResNet-50 to layer3) and value encoder (ResNet-18 with biased convs, to layer3)."""
+"""Key encoder (ResNet-50 to layer3) and value encoder (ResNet-18 with biased convs, to layer3).
+
+Both follow torchvision's ResNet ("v1.5": the stride of a bottleneck sits on its 3x3 convolution) with
+its parameter names, so that its ImageNet files and the released checkpoints load unchanged; torchvision
+itself is not imported (importing it costs seconds in every process).
+"""
 from typing import NamedTuple
 
 import torch
+import torch.hub
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from model.modules import FeatureFusionBlock, like_format
+
+# torchvision's IMAGENET1K_V1 files (the published code's pretrained=True); the hex part of each name is
+# the start of the file's SHA-256, checked on download.
+IMAGENET_URLS = {"resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+                 "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth"}
+RESNET50_BLOCKS = (3, 4, 6)   # bottlenecks in layer1..layer3 (He et al. 2016, Table 1)
 
 
 class KeyFeatures(NamedTuple):
@@ -23,11 +34,11 @@ class PretrainedWeightsUnavailable(RuntimeError):
 
 
 def _imagenet_state_dict(arch):
-    """torchvision's ImageNet weights for ``arch`` ('resnet50' or 'resnet18'), or a clear error."""
-    weights = {"resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
-               "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1}[arch]
+    """torchvision's ImageNet weights for ``arch`` ('resnet50' or 'resnet18') through the torch hub cache
+    (``$TORCH_HOME/hub/checkpoints``), downloaded when missing, or a clear error."""
     try:
-        return weights.get_state_dict(progress=False)
+        return torch.hub.load_state_dict_from_url(IMAGENET_URLS[arch], progress=False, check_hash=True,
+                                                  weights_only=True)
     except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
         raise PretrainedWeightsUnavailable(
             f"could not obtain torchvision's ImageNet {arch} weights ({exc}); on an offline machine "
@@ -35,16 +46,67 @@ def _imagenet_state_dict(arch):
             "cache (TORCH_HOME)") from exc
 
 
+class Bottleneck(nn.Module):
+    """ResNet-50 bottleneck: 1x1 (to ``width``), 3x3 (carrying the stride), 1x1 (to 4 x ``width``)."""
+
+    def __init__(self, in_channels, width, stride=1):
+        super().__init__()
+        out_channels = 4 * width
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def _bottleneck_layer(in_channels, width, blocks, stride):
+    layers = [Bottleneck(in_channels, width, stride)]
+    layers += [Bottleneck(4 * width, width) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
 class KeyEncoder(nn.Module):
     """ResNet-50 stem + layer1..3; returns f16 (1024 ch), f8 (512), f4 (256)."""
 
     def __init__(self, pretrained=False):
         super().__init__()
-        resnet = torchvision.models.resnet50(weights=None)
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.res2 = _bottleneck_layer(64, 64, RESNET50_BLOCKS[0], stride=1)
+        self.layer2 = _bottleneck_layer(256, 128, RESNET50_BLOCKS[1], stride=2)
+        self.layer3 = _bottleneck_layer(512, 256, RESNET50_BLOCKS[2], stride=2)
+        self._initialise()
         if pretrained:
-            resnet.load_state_dict(_imagenet_state_dict("resnet50"))
-        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
-        self.res2, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
+            self._load_imagenet()
+
+    def _initialise(self):
+        """torchvision's ResNet initialisation: He-normal convolutions (fan-out), BatchNorm 1 and 0."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _load_imagenet(self):
+        """torchvision's ResNet-50 names; its layer1 is ``res2`` here (the released checkpoints' name)."""
+        source = _imagenet_state_dict("resnet50")
+        own = {name.replace("res2.", "layer1.", 1): name for name in self.state_dict()}
+        self.load_state_dict({own[name]: tensor for name, tensor in source.items() if name in own})
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -180,4 +180,5 @@ def test_channels_last_runs_every_stage_in_that_format_with_equal_outputs(net, c
             handle.remove()
     assert seen == {name: channels_last for name in stages}
     reference = np.stack(list(segment_video(net, make_video(6), first, channels_last=not channels_last)))
-    np.testing.assert_allclose(out, reference, atol=1e-5)
+    # convolution kernels differ by memory format and CPU (AVX2 vs AVX-512): ~1e-5 apart in float32
+    np.testing.assert_allclose(out, reference, atol=1e-4)

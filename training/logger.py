@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from model.normalization import denormalize_image
@@ -53,8 +52,19 @@ def clip_grid(rgb, labels, probs):
     frames = denormalize_image(rgb).clamp(0, 1)
     truth = [_palette_colours(labels[t]) for t in range(len(labels))]
     predicted = [truth[0]] + [_palette_colours(p.detach().float().cpu().argmax(0)) for p in probs]
-    tiles = list(frames) + truth + predicted
-    return make_grid(torch.stack(tiles), nrow=len(labels), padding=2)
+    return tile_grid(list(frames) + truth + predicted, columns=len(labels))
+
+
+def tile_grid(tiles, columns, padding=2):
+    """Equal-sized C x H x W ``tiles`` row by row on a black canvas, ``padding`` pixels around each."""
+    channels, height, width = tiles[0].shape
+    rows = -(-len(tiles) // columns)
+    canvas = torch.zeros(channels, rows * (height + padding) + padding, columns * (width + padding) + padding)
+    for index, tile in enumerate(tiles):
+        top = (index // columns) * (height + padding) + padding
+        left = (index % columns) * (width + padding) + padding
+        canvas[:, top:top + height, left:left + width] = tile
+    return canvas
 
 
 class TrainLogger:
