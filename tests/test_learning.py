@@ -121,5 +121,6 @@ def test_a_short_run_from_scratch_lowers_the_loss(tmp_path):
     config = resolve_config(build_parser().parse_args([str(f) for f in flags]))
     history = Trainer(config, record_history=True).run()
     assert len(history) == 30
-    first, last = np.mean(history[:8]), np.mean(history[-8:])
+    # medians: single batches of a few generated clips range from easy to hard
+    first, last = np.median(history[:10]), np.median(history[-10:])
     assert last < 0.6 * first, history

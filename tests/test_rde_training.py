@@ -243,15 +243,15 @@ def test_two_process_gloo_run(training_data, tmp_path):
 def test_training_overfits_one_synthetic_video(tmp_path):
     from training.config import build_parser, resolve_config
     from training.trainer import Trainer
-    rgb, labels = _clip(11)
+    rgb, labels = _clip(11, frames=4)   # 4 frames, not the recipe's 5: the same code path, less time
     clip = {"rgb": rgb, "labels": labels, "selector": torch.ones(2), "name": "v",
-            "frame_indices": torch.arange(5)}
+            "frame_indices": torch.arange(4)}
     clip.update(RDERecipe.sample_extras(clip, np.random.default_rng(0)))
     flags = ["--model", "rde", "--stage", "3", "--id", "overfit", "--save_dir", tmp_path, "--size", 32,
-             "--batch_size", 1, "--iterations", 10, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
+             "--batch_size", 1, "--iterations", 6, "--lr", 1e-4, "--num_workers", 0, "--no_pretrained",
              "--no_progress", "--device", "cpu", "--log_every", 8, "--sam_init", "zero"]
     args = build_parser().parse_args([str(f) for f in flags])
     history = Trainer(resolve_config(args), dataset=RepeatedClip(clip), record_history=True).run()
     assert all(np.isfinite(history))
-    start, end = np.mean(history[:2]), np.mean(history[-4:])
+    start, end = np.mean(history[:2]), np.mean(history[-3:])
     assert end < 0.5 * start and max(history) <= 1.5 * history[0], history
