@@ -27,7 +27,8 @@ GOLDEN = REFERENCE / "golden"
 # processes the tests start (scripts, torchrun) import this checkout, not another installed one
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
-torch.set_num_threads(2)
+# two pytest-xdist workers (-n 2) on the 2-core machine: one thread each, else four threads contend
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def load_shapes(name):
