@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 
 from util.atomic_files import atomic_file, give_default_permissions, publish_directory
-from util.interrupts import Interrupted, raise_on_signals
+from util.interrupts import Interrupted, raise_on_signals, signals_held
 from util.leftovers import pid_alive, process_start_time, remove_leftovers
 
 LOCK_NAME = ".output.lock"
@@ -230,21 +230,25 @@ def claim_output(path, notice=_print_notice):
     except BaseException:
         _remove_empty(created)
         raise
-    try:
-        with raise_on_signals():
+    with raise_on_signals():
+        try:
             yield out
-    except BaseException as error:
-        if out.started and out.status == RUNNING:
-            interrupted = isinstance(error, KeyboardInterrupt)
-            with contextlib.suppress(Exception):
-                remove_leftovers(path)
-                out._record(INTERRUPTED if interrupted else FAILED,
-                            error=str(error) or type(error).__name__)
-        raise
-    finally:
-        out.release()
-        if not out.started:
-            _remove_empty(created)
+        except BaseException as error:
+            # on the way out: a later signal (torchrun stops every rank with SIGTERM once one fails) must
+            # not cut the record or the lock's removal short
+            with signals_held(reraise=False):
+                if out.started and out.status == RUNNING:
+                    interrupted = isinstance(error, KeyboardInterrupt)
+                    with contextlib.suppress(Exception):
+                        remove_leftovers(path)
+                        out._record(INTERRUPTED if interrupted else FAILED,
+                                    error=str(error) or type(error).__name__)
+            raise
+        finally:
+            with signals_held(reraise=False):
+                out.release()
+                if not out.started:
+                    _remove_empty(created)
 
 
 def _remove_empty(folders):

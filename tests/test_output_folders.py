@@ -161,6 +161,28 @@ def test_sigterm_inside_the_claim_raises_interrupted(tmp_path):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_a_signal_during_the_clean_up_of_a_failed_run_cuts_nothing_short(tmp_path, monkeypatch):
+    """torchrun sends SIGTERM to every rank once one fails: a rank already on its way out with its own
+    error still records it, removes its lock and reports its own error, not the signal."""
+    import signal
+
+    import evaluation.output_dir as output_dir
+    remove = output_dir.remove_leftovers
+
+    def signal_then_remove(path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        remove(path)
+    with pytest.raises(RuntimeError, match="peer stopped"):
+        with claim_output(tmp_path / "out") as out:
+            out.start({})
+            monkeypatch.setattr(output_dir, "remove_leftovers", signal_then_remove)   # the clean-up's call
+            raise RuntimeError("peer stopped")
+    record = json.loads((tmp_path / "out" / CONFIG_NAME).read_text())
+    assert (record["status"], record["error"]) == ("failed", "peer stopped")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CONFIG_NAME]   # lock removed
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 def test_a_signal_while_a_video_is_published_waits_until_it_is_recorded(tmp_path):
     import signal
     with pytest.raises(Interrupted):

@@ -5,6 +5,11 @@
         with signals_held():
             ...   # a step that must not be cut in half (publish a folder and record it): a signal
                   # arriving here is raised when the block ends
+        except BaseException:
+            with signals_held(reraise=False):
+                ...   # clean-up on the way out: a second signal (torchrun's SIGTERM after an
+                      # error, a second Ctrl-C) must not cut it short, and changes nothing after it
+            raise
 """
 import contextlib
 import signal
@@ -45,8 +50,9 @@ def raise_on_signals():
 
 
 @contextlib.contextmanager
-def signals_held():
-    """Within ``raise_on_signals``, hold a SIGINT/SIGTERM back until the block ends, then raise it."""
+def signals_held(reraise=True):
+    """Within ``raise_on_signals``, hold a SIGINT/SIGTERM back until the block ends, then raise it
+    (``reraise=False``: drop it, for clean-ups of a process already on its way out)."""
     _held["depth"] += 1
     try:
         yield
@@ -55,4 +61,5 @@ def signals_held():
         pending = _held["pending"]
         if not _held["depth"] and pending is not None:
             _held["pending"] = None
-            raise Interrupted(pending)
+            if reraise:
+                raise Interrupted(pending)
