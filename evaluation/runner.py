@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import inspect
 import re
-import signal
 import sys
 import time
 import traceback
@@ -38,7 +37,7 @@ from model import load_network
 from util import cpu_allocator
 from util.atomic_files import atomic_file
 from util.cli import ArgumentParser, parse_key_values  # noqa: F401  (ArgumentParser: the eval scripts' parser)
-from util.interrupts import Interrupted
+from util.interrupts import Interrupted, signals_held
 from util.palette import write_label_png
 
 BENCHMARK_PATH_FLAGS = {"davis": "davis_path", "youtube": "yv_path"}   # the flag that names each script's data
@@ -237,15 +236,12 @@ def start_run(args, config, device, out, options):
         # every frame of a video has one size: cuDNN's autotuner picks the fastest kernels once per shape
         torch.backends.cudnn.benchmark = True
         config["cudnn_benchmark"] = True
-    try:
+    with _set_up_failure_ends_every_rank(context):
         if context.is_main:
             print_config(config)
         network = load_model(args.model, device)
         check_policy(args, network, options)
         out.start(config)   # rank 0's claimed folder; a no-op on the other ranks
-    except Exception as error:
-        _end_set_up(context, error)
-        raise
     _end_set_up(context)
     return network
 
@@ -255,12 +251,19 @@ def claim_run_output(path):
     """The run's output folder (``evaluation.distributed.claim``); under torchrun, rank 0 failing to claim
     it ends the set-up of every rank (``_end_set_up``)."""
     with contextlib.ExitStack() as stack:
-        try:
+        with _set_up_failure_ends_every_rank(distributed.current()):
             out = stack.enter_context(distributed.claim(path))
-        except Exception as error:
-            _end_set_up(distributed.current(), error)
-            raise
         yield out
+
+
+@contextlib.contextmanager
+def _set_up_failure_ends_every_rank(context):
+    """An error in the block ends this rank's set-up with it (``_end_set_up``), then propagates."""
+    try:
+        yield
+    except Exception as error:
+        _end_set_up(context, error)
+        raise
 
 
 def _end_set_up(context, error=None):
@@ -273,14 +276,15 @@ def _end_set_up(context, error=None):
     failed = distributed.failed_ranks(context, error is not None, "the output folder was ready")
     if not failed:
         return
-    if error is None:
-        ranks = ", ".join(map(str, failed))
-        print(f"error: rank {ranks} of this run stopped before the output folder was ready (its error is "
-              f"printed above){distributed.describe_rank(context)}", file=sys.stderr, flush=True)
-    else:
-        print(report_failure(error), file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the line is out: torchrun's SIGTERM may end this rank
-    distributed.wait_for_all(context, "every process had printed why the run stopped")
+    # on the way out: torchrun's SIGTERM must not cut the line, the wait or rank 0's folder clean-up short
+    with signals_held(reraise=False):
+        if error is None:
+            ranks = ", ".join(map(str, failed))
+            print(f"error: rank {ranks} of this run stopped before the output folder was ready (its error is "
+                  f"printed above){distributed.describe_rank(context)}", file=sys.stderr, flush=True)
+        else:
+            print(report_failure(error), file=sys.stderr, flush=True)
+        distributed.wait_for_all(context, "every process had printed why the run stopped")
     raise AlreadyReported() from error
 
 
